@@ -1,0 +1,232 @@
+//! The server's configuration: a TOML file (`--config signal.toml`), overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::protocol::Limits;
+
+/// The port the STUN responder uses when only the signaling address is given (the IANA STUN port).
+pub const DEFAULT_STUN_PORT: u16 = 3478;
+
+/// Everything `p2p-signal` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the WebSocket (and `/healthz`, `/metrics`) listener; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The embedded STUN responder.
+    pub stun: StunConfig,
+    /// Certificate and key for `wss://`; plain `ws://` without them.
+    pub tls: Option<TlsConfig>,
+    /// The bounds on connections and rooms.
+    pub limits: Limits,
+}
+
+/// The `[stun]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StunConfig {
+    /// Whether to answer STUN Binding requests at all.
+    pub enabled: bool,
+    /// UDP address to answer on; by default the signaling host on port 3478.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or holds unknown keys or wrong types; the message has line and column.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, with line, column and the offending text.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            stun: StunConfig::default(),
+            tls: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for StunConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The UDP address of the STUN responder, or `None` when it is off.
+    pub fn stun_addr(&self) -> Option<SocketAddr> {
+        self.stun.enabled.then(|| {
+            self.stun
+                .listen
+                .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_STUN_PORT))
+        })
+    }
+
+    /// Refuses bounds that would make the server useless.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let positive = [
+            ("max_frame_bytes", l.max_frame_bytes as u64),
+            (
+                "max_rooms_per_connection",
+                l.max_rooms_per_connection as u64,
+            ),
+            ("max_connections_per_ip", l.max_connections_per_ip as u64),
+            ("max_connections", l.max_connections as u64),
+            ("max_rooms", l.max_rooms as u64),
+            ("max_messages_per_sec", u64::from(l.max_messages_per_sec)),
+            ("max_queued_frames", l.max_queued_frames as u64),
+            ("idle_timeout_secs", l.idle_timeout_secs),
+            ("room_ttl_secs", l.room_ttl_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{key} is 0; it must be at least 1"
+                )));
+            }
+        }
+        if l.max_members_per_room < 2 {
+            return Err(ConfigError::Invalid(
+                "limits.max_members_per_room must be at least 2, or no payload can be relayed"
+                    .into(),
+            ));
+        }
+        if l.max_frame_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "limits.max_frame_bytes is over 16 MiB; signaling frames are small".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = ServerConfig::from_toml("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config, ServerConfig::default());
+        assert_eq!(
+            config.stun_addr(),
+            Some("127.0.0.1:3478".parse().unwrap_or_else(|e| panic!("{e}")))
+        );
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let config = ServerConfig::from_toml(
+            r#"
+            listen = "0.0.0.0:9000"
+            [stun]
+            listen = "0.0.0.0:3479"
+            [tls]
+            cert = "cert.pem"
+            key = "key.pem"
+            [limits]
+            max_frame_bytes = 1024
+            room_ttl_secs = 60
+            "#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.stun_addr().map(|a| a.port()), Some(3479));
+        assert_eq!(config.limits.max_frame_bytes, 1024);
+        assert_eq!(config.limits.max_members_per_room, 2);
+        assert_eq!(config.tls.map(|t| t.key), Some(PathBuf::from("key.pem")));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let err =
+            ServerConfig::from_toml("listen = \"127.0.0.1:1\"\n[limits]\nmax_frame_byte = 5\n")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(err.contains("max_frame_byte"), "{err}");
+
+        let err = ServerConfig::from_toml("listen = \"nowhere\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn refuses_useless_bounds() {
+        let err = ServerConfig::from_toml("[limits]\nmax_members_per_room = 1\n")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("max_members_per_room")));
+        let err = ServerConfig::from_toml(
+            "[stun]\nenabled = false\n[limits]\nmax_messages_per_sec = 0\n",
+        )
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("max_messages_per_sec")));
+    }
+}

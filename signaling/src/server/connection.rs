@@ -1,0 +1,162 @@
+//! One WebSocket connection: a reader that feeds the hub and a writer that drains the send queue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite;
+
+use super::state::{AppState, Outbound};
+use crate::protocol::{ClientMessage, Inbound, Refusal};
+
+/// How long one write may block before the client counts as a slow reader.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last frames (an error, a close) get to leave once the connection is ending.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(2);
+
+/// Frames one inbound frame can cause on its own connection (an error, then a close).
+const REPLY_SLOTS: usize = 2;
+
+/// Why the writer stopped.
+enum WriterEnd {
+    /// It sent a close frame, or its queue was dropped.
+    Finished,
+    /// A write blocked for [`WRITE_TIMEOUT`]: the client does not read.
+    Stalled,
+    /// The socket failed.
+    Failed,
+}
+
+pub(crate) async fn serve_connection(socket: WebSocket, state: Arc<AppState>, peer: SocketAddr) {
+    let _live = state.live_task();
+    let (mut sink, mut stream) = socket.split();
+    let admitted = match state.connect(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refuse(&mut sink, refusal).await,
+    };
+    let conn = admitted.conn;
+    tracing::debug!(%conn, %peer, "connection open");
+    let mut writer = tokio::spawn(write_loop(sink, admitted.queue));
+    let mut writer_end = None;
+    let max_frame = state.limits.max_frame_bytes;
+    let replies = admitted.replies;
+
+    'reading: loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let inbound = match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        Inbound::Text(ClientMessage::decode(text.as_str(), max_frame))
+                    }
+                    Some(Ok(Message::Binary(_))) => Inbound::Binary,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Control,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        if is_oversize(e)
+                            && let Ok(Ok(reserved)) = timeout(FLUSH_ON_CLOSE, replies.reserve_many(REPLY_SLOTS)).await
+                        {
+                            state.handle(conn, Inbound::Oversize, reserved);
+                        }
+                        break;
+                    }
+                };
+                // Room for the replies first: a client that does not read its replies stops
+                // being read, rather than filling the server's memory.
+                let reserved = tokio::select! {
+                    reserved = replies.reserve_many(REPLY_SLOTS) => reserved,
+                    () = admitted.kill.notified() => {
+                        writer.abort();
+                        break 'reading;
+                    }
+                };
+                let Ok(reserved) = reserved else {
+                    break;
+                };
+                state.handle(conn, inbound, reserved);
+            }
+            () = admitted.kill.notified() => {
+                writer.abort();
+                break;
+            }
+            end = &mut writer, if writer_end.is_none() => {
+                writer_end = Some(end.unwrap_or(WriterEnd::Failed));
+                break;
+            }
+        }
+    }
+
+    // Once the hub forgets the connection, no sender is left and the writer ends after what is queued.
+    drop(replies);
+    if writer_end.is_none() && writer.is_finished() {
+        writer_end = Some((&mut writer).await.unwrap_or(WriterEnd::Failed));
+    }
+    match writer_end {
+        Some(WriterEnd::Stalled) => state.evict_slow_reader(conn),
+        Some(WriterEnd::Finished | WriterEnd::Failed) => state.disconnect(conn),
+        None => {
+            state.disconnect(conn);
+            // Let an error frame and close frame already queued go out, within bounds.
+            if timeout(FLUSH_ON_CLOSE, &mut writer).await.is_err() {
+                writer.abort();
+            }
+        }
+    }
+    tracing::debug!(%conn, "connection closed");
+}
+
+/// Sends a refusal's error frame and a close frame to a connection the hub did not let in.
+async fn refuse(sink: &mut SplitSink<WebSocket, Message>, refusal: Refusal) {
+    let close = Message::Close(Some(CloseFrame {
+        code: refusal.kind.close_code(),
+        reason: refusal.kind.as_str().into(),
+    }));
+    let text = Message::Text(refusal.message.encode().into());
+    let _ = timeout(FLUSH_ON_CLOSE, async {
+        sink.feed(text).await?;
+        sink.send(close).await
+    })
+    .await;
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Outbound>,
+) -> WriterEnd {
+    while let Some(item) = queue.recv().await {
+        let (message, last) = match item {
+            Outbound::Text(text) => (Message::Text(text), false),
+            Outbound::Close(code, reason) => (
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
+                true,
+            ),
+        };
+        // Batch frames that are already waiting into one flush.
+        let written = if last || queue.is_empty() {
+            timeout(WRITE_TIMEOUT, sink.send(message)).await
+        } else {
+            timeout(WRITE_TIMEOUT, sink.feed(message)).await
+        };
+        match written {
+            Ok(Ok(())) if last => return WriterEnd::Finished,
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return WriterEnd::Failed,
+            Err(_) => return WriterEnd::Stalled,
+        }
+    }
+    WriterEnd::Finished
+}
+
+fn is_oversize(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
+}

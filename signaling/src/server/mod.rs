@@ -1,0 +1,214 @@
+//! The signaling server: WebSocket rooms on `/`, `GET /healthz`, `GET /metrics`, and the embedded
+//! STUN responder, all run by [`SignalingServer`].
+
+mod connection;
+mod listener;
+pub(crate) mod metrics;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use listener::{ClientAddr, PlainListener, TlsListener};
+use metrics::Metrics;
+use state::AppState;
+
+/// How often idle connections and old rooms are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+/// How long open connections get to close after a shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        /// `tcp` or `udp`.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause (address in use, permission denied…).
+        source: std::io::Error,
+    },
+    /// The certificate or key could not be used.
+    #[error("TLS: {path}: {message}")]
+    Tls {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+enum AnyListener {
+    Plain(PlainListener),
+    Tls(TlsListener),
+}
+
+/// A bound, not yet running, signaling server.
+pub struct SignalingServer {
+    listener: AnyListener,
+    local_addr: SocketAddr,
+    stun: Option<UdpSocket>,
+    stun_addr: Option<SocketAddr>,
+    state: Arc<AppState>,
+}
+
+impl SignalingServer {
+    /// Binds the WebSocket listener and the STUN socket (port 0 picks free ports).
+    pub async fn bind(config: &ServerConfig) -> Result<Self, ServerError> {
+        config.validate()?;
+        let tls = config.tls.as_ref().map(listener::load_tls).transpose()?;
+        let bind_err = |what, addr| move |source| ServerError::Bind { what, addr, source };
+        let tcp = TcpListener::bind(config.listen)
+            .await
+            .map_err(bind_err("tcp", config.listen))?;
+        let local_addr = tcp.local_addr().map_err(bind_err("tcp", config.listen))?;
+        let listener = match tls {
+            Some(tls) => AnyListener::Tls(
+                TlsListener::new(tcp, tls).map_err(bind_err("tcp", config.listen))?,
+            ),
+            None => AnyListener::Plain(PlainListener(tcp)),
+        };
+        let (stun, stun_addr) = match config.stun_addr() {
+            Some(addr) => {
+                let socket = UdpSocket::bind(addr).await.map_err(bind_err("udp", addr))?;
+                let local = socket.local_addr().map_err(bind_err("udp", addr))?;
+                (Some(socket), Some(local))
+            }
+            None => (None, None),
+        };
+        let metrics = Arc::new(Metrics::new());
+        Ok(Self {
+            listener,
+            local_addr,
+            stun,
+            stun_addr,
+            state: Arc::new(AppState::new(config.limits.clone(), metrics)),
+        })
+    }
+
+    /// The address the WebSocket listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL clients connect to: `ws://HOST:PORT` or `wss://HOST:PORT`.
+    pub fn url(&self) -> String {
+        let scheme = match self.listener {
+            AnyListener::Plain(_) => "ws",
+            AnyListener::Tls(_) => "wss",
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The STUN responder's UDP address, unless STUN is off.
+    pub fn stun_addr(&self) -> Option<SocketAddr> {
+        self.stun_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes every connection with a close
+    /// frame and returns within a few seconds.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let state = self.state;
+        let stun_task = self
+            .stun
+            .map(|socket| tokio::spawn(crate::stun::serve(socket, Arc::clone(&state.metrics))));
+        let sweeper = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move {
+                let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+                loop {
+                    ticks.tick().await;
+                    state.tick();
+                }
+            }
+        });
+
+        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stop_accepting = async move {
+            let _ = stopped.await;
+        };
+        let http: JoinHandle<std::io::Result<()>> = match self.listener {
+            AnyListener::Plain(l) => tokio::spawn(
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stop_accepting)
+                    .into_future(),
+            ),
+            AnyListener::Tls(l) => tokio::spawn(
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stop_accepting)
+                    .into_future(),
+            ),
+        };
+
+        shutdown.await;
+        tracing::info!("shutting down: closing connections");
+        let _ = stop.send(());
+        state.shutdown();
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.all_tasks_done())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time; dropping them");
+        }
+        for task in [Some(sweeper), stun_task].into_iter().flatten() {
+            task.abort();
+        }
+        if tokio::time::timeout(Duration::from_secs(1), http)
+            .await
+            .is_err()
+        {
+            tracing::debug!("HTTP listener still draining at exit");
+        }
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(upgrade))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(ClientAddr(peer)): ConnectInfo<ClientAddr>,
+) -> Response {
+    // The transport refuses frames far over the bound unread; frames just over it reach the hub,
+    // which answers with an error frame that names the bound.
+    let transport_cap = state.limits.max_frame_bytes.saturating_mul(2).max(4096);
+    ws.max_message_size(transport_cap)
+        .max_frame_size(transport_cap)
+        .on_upgrade(move |socket| connection::serve_connection(socket, state, peer))
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,272 @@
+//! The server's shared state: the sans-IO [`Hub`] plus a send queue per connection, behind one lock.
+//!
+//! Every event takes the lock briefly, feeds the hub and carries out its outputs by queueing frames
+//! without waiting; nothing under the lock touches a socket.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use super::metrics::Metrics;
+use crate::protocol::{ConnId, ErrorKind, Hub, Inbound, Limits, Output, Refusal, ServerMessage};
+
+/// One item for a connection's writer.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A text frame.
+    Text(Utf8Bytes),
+    /// A close frame; the writer stops after it.
+    Close(u16, &'static str),
+}
+
+/// Slots reserved in a connection's own send queue.
+pub(crate) type Reserved<'a> = mpsc::PermitIterator<'a, Outbound>;
+
+#[derive(Debug)]
+struct ConnHandle {
+    queue: mpsc::Sender<Outbound>,
+    /// Ends the connection at once, for a reader whose queue is full.
+    kill: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    hub: Hub,
+    handles: HashMap<ConnId, ConnHandle>,
+}
+
+/// What a connection task gets when the hub lets it in.
+pub(crate) struct Admitted {
+    pub(crate) conn: ConnId,
+    /// The connection's own end of its send queue, to reserve room for replies before a frame is
+    /// handled: a client is slowed down by its own replies, never dropped for them.
+    pub(crate) replies: mpsc::Sender<Outbound>,
+    pub(crate) queue: mpsc::Receiver<Outbound>,
+    pub(crate) kill: Arc<Notify>,
+}
+
+/// The state every connection task and the timer share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    shared: Mutex<Shared>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+    live_tasks: AtomicUsize,
+    all_done: Notify,
+}
+
+/// Counts a running connection task until dropped.
+pub(crate) struct LiveTask(Arc<AppState>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        if self.0.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_done.notify_waiters();
+        }
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            shared: Mutex::new(Shared {
+                hub: Hub::new(limits.clone()),
+                handles: HashMap::new(),
+            }),
+            metrics,
+            limits,
+            live_tasks: AtomicUsize::new(0),
+            all_done: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic under the lock leaves the maps consistent enough to go on serving other rooms.
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn live_task(self: &Arc<Self>) -> LiveTask {
+        self.live_tasks.fetch_add(1, Ordering::AcqRel);
+        LiveTask(Arc::clone(self))
+    }
+
+    /// Waits until every connection task has ended.
+    pub(crate) async fn all_tasks_done(&self) {
+        loop {
+            let notified = self.all_done.notified();
+            if self.live_tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn connect(&self, ip: IpAddr) -> Result<Admitted, Refusal> {
+        let mut shared = self.lock();
+        let refused = shared.hub.connect(ip, Instant::now());
+        let conn = refused.inspect_err(|r| self.metrics.reject(r.kind))?;
+        let (queue, receiver) = mpsc::channel(self.limits.max_queued_frames);
+        let kill = Arc::new(Notify::new());
+        let replies = queue.clone();
+        shared.handles.insert(
+            conn,
+            ConnHandle {
+                queue,
+                kill: Arc::clone(&kill),
+            },
+        );
+        self.metrics.connections_opened.inc();
+        self.update_gauges(&shared);
+        Ok(Admitted {
+            conn,
+            replies,
+            queue: receiver,
+            kill,
+        })
+    }
+
+    /// Feeds a frame from `conn`; `reserved` holds queue slots for `conn`'s own replies.
+    pub(crate) fn handle(&self, conn: ConnId, inbound: Inbound, reserved: Reserved<'_>) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        shared.hub.handle(conn, inbound, Instant::now(), &mut out);
+        self.carry_out_with(&mut shared, out, Some((conn, reserved)));
+    }
+
+    pub(crate) fn disconnect(&self, conn: ConnId) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        shared.handles.remove(&conn);
+        shared.hub.disconnect(conn, &mut out);
+        self.carry_out(&mut shared, out);
+    }
+
+    /// Ends a connection whose client stopped reading.
+    pub(crate) fn evict_slow_reader(&self, conn: ConnId) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        shared.handles.remove(&conn);
+        self.evict(&mut shared, conn, &mut out);
+        self.carry_out(&mut shared, out);
+    }
+
+    fn evict(&self, shared: &mut Shared, conn: ConnId, out: &mut Vec<Output>) {
+        let message = format!(
+            "the client did not read the frames sent to it ({} queued); read faster",
+            self.limits.max_queued_frames
+        );
+        shared.hub.evict(
+            conn,
+            ErrorKind::SlowReader,
+            "max_queued_frames",
+            message,
+            out,
+        );
+    }
+
+    pub(crate) fn tick(&self) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        shared.hub.handle_timeout(Instant::now(), &mut out);
+        self.carry_out(&mut shared, out);
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let mut out = Vec::new();
+        let mut shared = self.lock();
+        shared.hub.shutdown(&mut out);
+        self.carry_out(&mut shared, out);
+    }
+
+    fn carry_out(&self, shared: &mut Shared, out: Vec<Output>) {
+        self.carry_out_with(shared, out, None);
+    }
+
+    /// Queues every output without waiting; a full queue marks its reader as slow and evicts it.
+    fn carry_out_with(
+        &self,
+        shared: &mut Shared,
+        mut out: Vec<Output>,
+        mut own: Option<(ConnId, Reserved<'_>)>,
+    ) {
+        let mut slow = Vec::new();
+        while !out.is_empty() {
+            for output in out.drain(..) {
+                let (conn, item) = match output {
+                    Output::Send { conn, message } => {
+                        self.count(&message);
+                        if !shared.handles.contains_key(&conn) {
+                            continue;
+                        }
+                        (conn, Outbound::Text(message.encode().into()))
+                    }
+                    Output::Close { conn, code, reason } => {
+                        if !shared.handles.contains_key(&conn) {
+                            continue;
+                        }
+                        (conn, Outbound::Close(code, reason))
+                    }
+                };
+                let closing = matches!(item, Outbound::Close(..));
+                let item = match &mut own {
+                    Some((me, reserved)) if *me == conn => match reserved.next() {
+                        Some(permit) => {
+                            permit.send(item);
+                            None
+                        }
+                        None => Some(item),
+                    },
+                    _ => Some(item),
+                };
+                let Some(item) = item else {
+                    continue;
+                };
+                if closing {
+                    if let Some(handle) = shared.handles.remove(&conn)
+                        && handle.queue.try_send(item).is_err()
+                    {
+                        handle.kill.notify_one();
+                    }
+                } else if let Some(handle) = shared.handles.get(&conn)
+                    && let Err(mpsc::error::TrySendError::Full(_)) = handle.queue.try_send(item)
+                {
+                    slow.push(conn);
+                }
+            }
+            for conn in slow.drain(..) {
+                if let Some(handle) = shared.handles.remove(&conn) {
+                    handle.kill.notify_one();
+                    tracing::info!(%conn, "dropping a slow reader");
+                }
+                self.evict(shared, conn, &mut out);
+            }
+        }
+        self.update_gauges(shared);
+    }
+
+    fn count(&self, message: &ServerMessage) {
+        match message {
+            ServerMessage::Error { kind, .. } => self.metrics.reject(*kind),
+            ServerMessage::Message { payload, .. } => {
+                self.metrics.relayed_messages.inc();
+                self.metrics.relayed_bytes.inc_by(payload.len() as u64);
+            }
+            _ => {}
+        }
+    }
+
+    fn update_gauges(&self, shared: &Shared) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics
+            .connections
+            .set(gauge(shared.hub.connection_count()));
+        self.metrics.rooms.set(gauge(shared.hub.room_count()));
+    }
+}

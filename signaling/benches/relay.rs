@@ -438,7 +438,12 @@ async fn bare_relay() {
         let rooms = Arc::clone(&rooms);
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+            // The same buffer sizes p2p-signal uses, so the comparison is of the relaying alone.
+            let config = WebSocketConfig::default()
+                .read_buffer_size(4 * 1024)
+                .write_buffer_size(16 * 1024);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+            else {
                 return;
             };
             let (mut sink, mut stream) = ws.split();

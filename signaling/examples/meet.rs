@@ -38,8 +38,8 @@ async fn main() -> anyhow::Result<()> {
     let answer = expect(&mut alice_events, "message").await?;
     println!("alice: received {answer:?}");
 
-    let (mallory, _events) = SignalingClient::connect(&url, ClientOptions::default()).await?;
-    match mallory.join(&room).await {
+    let (eve, _events) = SignalingClient::connect(&url, ClientOptions::default()).await?;
+    match eve.join(&room).await {
         Ok(_) => bail!("a third member got into room {room}"),
         Err(e) => println!("eve:   refused: {e}"),
     }

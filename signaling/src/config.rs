@@ -137,7 +137,6 @@ impl ServerConfig {
             ("max_connections", l.max_connections as u64),
             ("max_rooms", l.max_rooms as u64),
             ("max_messages_per_sec", u64::from(l.max_messages_per_sec)),
-            ("max_queued_frames", l.max_queued_frames as u64),
             ("idle_timeout_secs", l.idle_timeout_secs),
             ("room_ttl_secs", l.room_ttl_secs),
         ];
@@ -152,6 +151,12 @@ impl ServerConfig {
             return Err(ConfigError::Invalid(
                 "limits.max_members_per_room must be at least 2, or no payload can be relayed"
                     .into(),
+            ));
+        }
+        if l.max_queued_frames < 4 {
+            // Each frame read reserves room for two replies (an error and a close) first.
+            return Err(ConfigError::Invalid(
+                "limits.max_queued_frames must be at least 4".into(),
             ));
         }
         if l.max_frame_bytes > 16 * 1024 * 1024 {
@@ -228,5 +233,9 @@ mod tests {
         .err()
         .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("max_messages_per_sec")));
+        let err = ServerConfig::from_toml("[limits]\nmax_queued_frames = 2\n")
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("max_queued_frames")));
     }
 }

@@ -166,6 +166,12 @@ async fn max_messages_per_sec() {
             payload: "calm".into()
         }
     );
+    assert_eq!(
+        server
+            .metric("p2p_signal_rejects_total{kind=\"rate_limited\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]

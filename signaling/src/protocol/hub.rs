@@ -341,14 +341,12 @@ impl Hub {
         if members.as_ref().is_some_and(|m| m.contains(&conn)) {
             out.push(Output::Send {
                 conn,
-                message: ServerMessage::Error {
-                    kind: ErrorKind::AlreadyInRoom,
-                    message: format!("already a member of room {room}"),
-                    bound: None,
-                    room: Some(room),
+                message: ServerMessage::room_error(
+                    ErrorKind::AlreadyInRoom,
+                    room.clone(),
                     id,
-                    fatal: false,
-                },
+                    format!("already a member of room {room}"),
+                ),
             });
             return;
         }
@@ -423,16 +421,14 @@ impl Hub {
         if others.peek().is_none() {
             out.push(Output::Send {
                 conn,
-                message: ServerMessage::Error {
-                    kind: ErrorKind::NoPeer,
-                    message: format!(
+                message: ServerMessage::room_error(
+                    ErrorKind::NoPeer,
+                    room.clone(),
+                    id,
+                    format!(
                         "nobody else is in room {room} yet; wait for peer_joined before sending"
                     ),
-                    bound: None,
-                    room: Some(room),
-                    id,
-                    fatal: false,
-                },
+                ),
             });
             return;
         }
@@ -571,14 +567,7 @@ impl Hub {
     ) {
         out.push(Output::Send {
             conn,
-            message: ServerMessage::Error {
-                kind,
-                message,
-                bound: bound.map(str::to_owned),
-                room: None,
-                id: None,
-                fatal: true,
-            },
+            message: ServerMessage::fatal_error(kind, bound, message),
         });
         out.push(Output::Close {
             conn,
@@ -654,14 +643,7 @@ impl Hub {
 
 fn refusal(kind: ErrorKind, bound: Option<&str>, message: String) -> Refusal {
     Refusal {
-        message: ServerMessage::Error {
-            kind,
-            message,
-            bound: bound.map(str::to_owned),
-            room: None,
-            id: None,
-            fatal: true,
-        },
+        message: ServerMessage::fatal_error(kind, bound, message),
         kind,
     }
 }
@@ -669,14 +651,12 @@ fn refusal(kind: ErrorKind, bound: Option<&str>, message: String) -> Refusal {
 fn not_in_room(conn: ConnId, room: RoomId, id: Option<u64>, out: &mut Vec<Output>) {
     out.push(Output::Send {
         conn,
-        message: ServerMessage::Error {
-            kind: ErrorKind::NotInRoom,
-            message: format!("not a member of room {room}; join it first"),
-            bound: None,
-            room: Some(room),
+        message: ServerMessage::room_error(
+            ErrorKind::NotInRoom,
+            room.clone(),
             id,
-            fatal: false,
-        },
+            format!("not a member of room {room}; join it first"),
+        ),
     });
 }
 

@@ -288,15 +288,27 @@ impl ServerMessage {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// A fatal error frame for a bound that was passed.
-    pub fn bound_error(kind: ErrorKind, bound: &str, message: String) -> Self {
+    /// A fatal error frame; `bound` names the config key of the bound that was passed, if any.
+    pub fn fatal_error(kind: ErrorKind, bound: Option<&str>, message: String) -> Self {
         Self::Error {
             kind,
             message,
-            bound: Some(bound.to_owned()),
+            bound: bound.map(str::to_owned),
             room: None,
             id: None,
             fatal: true,
+        }
+    }
+
+    /// A non-fatal error frame about `room`, answering request `id` if it had one.
+    pub fn room_error(kind: ErrorKind, room: RoomId, id: Option<u64>, message: String) -> Self {
+        Self::Error {
+            kind,
+            message,
+            bound: None,
+            room: Some(room),
+            id,
+            fatal: false,
         }
     }
 }
@@ -374,8 +386,11 @@ mod tests {
 
     #[test]
     fn error_frames_carry_kind_and_bound() {
-        let frame =
-            ServerMessage::bound_error(ErrorKind::RateLimited, "max_messages_per_sec", "x".into());
+        let frame = ServerMessage::fatal_error(
+            ErrorKind::RateLimited,
+            Some("max_messages_per_sec"),
+            "x".into(),
+        );
         let text = frame.encode();
         assert!(text.contains(r#""kind":"rate_limited""#), "{text}");
         assert!(text.contains(r#""bound":"max_messages_per_sec""#), "{text}");

@@ -105,6 +105,8 @@ pub enum ClientError {
         kind: ErrorKind,
         /// The server's message.
         message: String,
+        /// The config key of the server's bound that was passed, if one was.
+        bound: Option<String>,
     },
     /// The server sent something this client does not understand.
     #[error("signaling protocol error: {0}")]
@@ -170,9 +172,16 @@ impl SignalingClient {
                 .map_err(|e| ClientError::Closed(e.to_string()))?;
             match next_server_message(&mut socket).await? {
                 ServerMessage::Welcome { limits, .. } => Ok((socket, limits)),
-                ServerMessage::Error { kind, message, .. } => {
-                    Err(ClientError::Server { kind, message })
-                }
+                ServerMessage::Error {
+                    kind,
+                    message,
+                    bound,
+                    ..
+                } => Err(ClientError::Server {
+                    kind,
+                    message,
+                    bound,
+                }),
                 other => Err(ClientError::Protocol(format!(
                     "expected welcome, got {other:?}"
                 ))),
@@ -306,7 +315,7 @@ async fn drive(
     ping_every: Duration,
 ) {
     let mut pending: Pending = HashMap::new();
-    let mut fatal: Option<(ErrorKind, String)> = None;
+    let mut fatal: Option<Fatal> = None;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let reason = loop {
         tokio::select! {
@@ -357,25 +366,45 @@ async fn drive(
     };
     for (_, reply) in pending.drain() {
         let error = match &fatal {
-            Some((kind, message)) => ClientError::Server {
-                kind: *kind,
-                message: message.clone(),
+            Some(f) => ClientError::Server {
+                kind: f.kind,
+                message: f.message.clone(),
+                bound: f.bound.clone(),
             },
             None => ClientError::Closed(reason.clone()),
         };
         let _ = reply.send(Err(error));
     }
-    let reason = fatal.map_or(reason, |(kind, message)| {
-        format!("{}: {message}", kind.as_str())
-    });
+    let reason = fatal.map_or(reason, |f| format!("{}: {}", f.kind.as_str(), f.message));
     let _ = events.send(Event::Closed { reason }).await;
+}
+
+/// The fatal error the server sent before closing.
+struct Fatal {
+    kind: ErrorKind,
+    message: String,
+    bound: Option<String>,
 }
 
 fn route(
     message: ServerMessage,
     pending: &mut Pending,
-    fatal: &mut Option<(ErrorKind, String)>,
+    fatal: &mut Option<Fatal>,
 ) -> Option<Event> {
+    if let ServerMessage::Error {
+        kind,
+        message,
+        bound,
+        fatal: true,
+        ..
+    } = &message
+    {
+        *fatal = Some(Fatal {
+            kind: *kind,
+            message: message.clone(),
+            bound: bound.clone(),
+        });
+    }
     let reply_to = match &message {
         ServerMessage::Allocated { id, .. }
         | ServerMessage::Joined { id, .. }
@@ -385,9 +414,16 @@ fn route(
     };
     if let Some(reply) = reply_to.and_then(|id| pending.remove(&id)) {
         let answer = match message {
-            ServerMessage::Error { kind, message, .. } => {
-                Err(ClientError::Server { kind, message })
-            }
+            ServerMessage::Error {
+                kind,
+                message,
+                bound,
+                ..
+            } => Err(ClientError::Server {
+                kind,
+                message,
+                bound,
+            }),
             other => Ok(other),
         };
         let _ = reply.send(answer);
@@ -401,19 +437,14 @@ fn route(
             kind,
             message,
             room,
-            fatal: is_fatal,
+            fatal,
             ..
-        } => {
-            if is_fatal {
-                *fatal = Some((kind, message.clone()));
-            }
-            Some(Event::Error {
-                kind,
-                message,
-                room,
-                fatal: is_fatal,
-            })
-        }
+        } => Some(Event::Error {
+            kind,
+            message,
+            room,
+            fatal,
+        }),
         other => {
             tracing::debug!(?other, "reply to no pending request");
             None

@@ -137,8 +137,10 @@ impl ServerConfig {
             ("max_connections", l.max_connections as u64),
             ("max_rooms", l.max_rooms as u64),
             ("max_messages_per_sec", u64::from(l.max_messages_per_sec)),
+            ("max_queued_bytes", l.max_queued_bytes as u64),
             ("idle_timeout_secs", l.idle_timeout_secs),
             ("room_ttl_secs", l.room_ttl_secs),
+            ("write_timeout_secs", l.write_timeout_secs),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -157,6 +159,30 @@ impl ServerConfig {
             // Each frame read reserves room for two replies (an error and a close) first.
             return Err(ConfigError::Invalid(
                 "limits.max_queued_frames must be at least 4".into(),
+            ));
+        }
+        if l.max_queued_bytes < 2 * l.max_frame_bytes {
+            return Err(ConfigError::Invalid(
+                "limits.max_queued_bytes must be at least twice limits.max_frame_bytes, so that a \
+                 relayed frame always fits"
+                    .into(),
+            ));
+        }
+        const YEAR_SECS: u64 = 365 * 24 * 3600;
+        for (key, value) in [
+            ("idle_timeout_secs", l.idle_timeout_secs),
+            ("room_ttl_secs", l.room_ttl_secs),
+            ("write_timeout_secs", l.write_timeout_secs),
+        ] {
+            if value > YEAR_SECS {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{key} is over a year ({value} s); keep it at {YEAR_SECS} or less"
+                )));
+            }
+        }
+        if l.max_queued_frames > 1 << 20 {
+            return Err(ConfigError::Invalid(
+                "limits.max_queued_frames is over 1048576".into(),
             ));
         }
         if l.max_frame_bytes > 16 * 1024 * 1024 {

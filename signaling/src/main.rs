@@ -77,6 +77,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    // Watch for signals before announcing readiness, so a stop right after it still exits cleanly.
+    let shutdown = shutdown_signal()?;
     let server = SignalingServer::bind(&config)
         .await
         .context("while starting the signaling server")?;
@@ -90,21 +92,19 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
     tracing::info!(url = %server.url(), stun = ?server.stun_addr(), "ready");
-    server.run(shutdown_signal()).await;
+    server.run(shutdown).await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Resolves at the first SIGINT or SIGTERM; the handlers are in place when this returns.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("while watching SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("while watching SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    })
 }

@@ -289,37 +289,44 @@ impl Hub {
     }
 
     /// Checks the bounds that a new room membership for `conn` must respect; fails `conn` past one.
-    fn may_take_room(&mut self, conn: ConnId, creates: bool, out: &mut Vec<Output>) -> bool {
+    fn may_take_room(
+        &mut self,
+        conn: ConnId,
+        room: Option<&RoomId>,
+        creates: bool,
+        id: Option<u64>,
+        out: &mut Vec<Output>,
+    ) -> bool {
         let in_rooms = self.conns.get(&conn).map_or(0, |c| c.rooms.len());
         let limit = self.limits.max_rooms_per_connection;
-        if in_rooms >= limit {
-            let message =
-                format!("this connection is in {limit} rooms, the limit; leave one first");
-            self.fail(
-                conn,
+        let (kind, bound, message) = if in_rooms >= limit {
+            (
                 ErrorKind::TooManyRooms,
-                Some("max_rooms_per_connection"),
-                message,
-                out,
-            );
-            return false;
-        }
-        let limit = self.limits.max_rooms;
-        if creates && self.rooms.len() >= limit {
-            let message = format!("the server holds its limit of {limit} rooms; try again later");
-            self.fail(conn, ErrorKind::ServerFull, Some("max_rooms"), message, out);
-            return false;
-        }
-        true
+                "max_rooms_per_connection",
+                format!("this connection is in {limit} rooms, the limit; leave one first"),
+            )
+        } else if creates && self.rooms.len() >= self.limits.max_rooms {
+            let limit = self.limits.max_rooms;
+            (
+                ErrorKind::ServerFull,
+                "max_rooms",
+                format!("the server holds its limit of {limit} rooms; try again later"),
+            )
+        } else {
+            return true;
+        };
+        self.fail_request(conn, kind, bound, room.cloned(), id, message, out);
+        false
     }
 
     fn allocate(&mut self, conn: ConnId, id: Option<u64>, now: Instant, out: &mut Vec<Output>) {
-        if !self.may_take_room(conn, true, out) {
+        if !self.may_take_room(conn, None, true, id, out) {
             return;
         }
         let Some(number) = self.lowest_free_nameplate() else {
             let message = "no nameplate is free; try again later".to_owned();
-            return self.fail(conn, ErrorKind::ServerFull, Some("max_rooms"), message, out);
+            let kind = ErrorKind::ServerFull;
+            return self.fail_request(conn, kind, "max_rooms", None, id, message, out);
         };
         let room = RoomId::nameplate(number);
         self.create_room(conn, room.clone(), now);
@@ -350,7 +357,7 @@ impl Hub {
             });
             return;
         }
-        if !self.may_take_room(conn, members.is_none(), out) {
+        if !self.may_take_room(conn, Some(&room), members.is_none(), id, out) {
             return;
         }
         let Some(members) = members else {
@@ -371,13 +378,8 @@ impl Hub {
                 "room {room} already has {limit} members; the code may have been used already, \
                  ask the sender for a new one"
             );
-            return self.fail(
-                conn,
-                ErrorKind::RoomFull,
-                Some("max_members_per_room"),
-                message,
-                out,
-            );
+            let (kind, bound) = (ErrorKind::RoomFull, "max_members_per_room");
+            return self.fail_request(conn, kind, bound, Some(room), id, message, out);
         }
         for &other in &members {
             out.push(Output::Send {
@@ -565,9 +567,49 @@ impl Hub {
         message: String,
         out: &mut Vec<Output>,
     ) {
+        let error = ServerMessage::fatal_error(kind, bound, message);
+        self.fail_with(conn, kind, error, out);
+    }
+
+    /// Fails the request `id` about `room`: the error frame names both, so the client can match it.
+    #[allow(clippy::too_many_arguments)]
+    fn fail_request(
+        &mut self,
+        conn: ConnId,
+        kind: ErrorKind,
+        bound: &str,
+        room: Option<RoomId>,
+        id: Option<u64>,
+        message: String,
+        out: &mut Vec<Output>,
+    ) {
+        let mut error = ServerMessage::fatal_error(kind, Some(bound), message);
+        if let ServerMessage::Error {
+            room: error_room,
+            id: error_id,
+            ..
+        } = &mut error
+        {
+            *error_room = room;
+            *error_id = id;
+        }
+        self.fail_with(conn, kind, error, out);
+    }
+
+    fn fail_with(
+        &mut self,
+        conn: ConnId,
+        kind: ErrorKind,
+        error: ServerMessage,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.conns.contains_key(&conn) {
+            // Closed already: nothing to tell, nothing to count.
+            return;
+        }
         out.push(Output::Send {
             conn,
-            message: ServerMessage::fatal_error(kind, bound, message),
+            message: error,
         });
         out.push(Output::Close {
             conn,

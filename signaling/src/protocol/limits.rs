@@ -27,6 +27,10 @@ pub struct Limits {
     pub max_messages_per_sec: u32,
     /// Frames queued for a client that does not read them before it is dropped as a slow reader.
     pub max_queued_frames: usize,
+    /// Bytes queued for a client that does not read them before it is dropped as a slow reader.
+    pub max_queued_bytes: usize,
+    /// Seconds one write to a client may block before it is dropped as a slow reader.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -42,6 +46,8 @@ impl Default for Limits {
             max_rooms: 100_000,
             max_messages_per_sec: 100,
             max_queued_frames: 256,
+            max_queued_bytes: 1024 * 1024,
+            write_timeout_secs: 10,
         }
     }
 }

@@ -50,9 +50,10 @@ pub enum ClientMessage {
     },
 }
 
-/// A frame from the server to a client.
+/// A frame from the server to a client. Clients ignore fields they do not know, so a newer server
+/// can add some without breaking them; the server is strict about what clients send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The answer to `hello`: the version and the bounds this server enforces.
     Welcome {
@@ -126,7 +127,6 @@ pub enum ServerMessage {
 
 /// The bounds the server tells a client about in `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct AdvertisedLimits {
     /// Largest text frame, in bytes.
     pub max_frame_bytes: usize,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -12,10 +13,8 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite;
 
 use super::state::{AppState, Outbound};
-use crate::protocol::{ClientMessage, Inbound, Refusal};
+use crate::protocol::{ClientMessage, FrameError, Inbound, Refusal};
 
-/// How long one write may block before the client counts as a slow reader.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the last frames (an error, a close) get to leave once the connection is ending.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(2);
 
@@ -26,7 +25,7 @@ const REPLY_SLOTS: usize = 2;
 enum WriterEnd {
     /// It sent a close frame, or its queue was dropped.
     Finished,
-    /// A write blocked for [`WRITE_TIMEOUT`]: the client does not read.
+    /// A write blocked for `write_timeout_secs`: the client does not read.
     Stalled,
     /// The socket failed.
     Failed,
@@ -41,10 +40,17 @@ pub(crate) async fn serve_connection(socket: WebSocket, state: Arc<AppState>, pe
     };
     let conn = admitted.conn;
     tracing::debug!(%conn, %peer, "connection open");
-    let mut writer = tokio::spawn(write_loop(sink, admitted.queue));
+    let write_timeout = Duration::from_secs(state.limits.write_timeout_secs);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        admitted.queue,
+        admitted.queued_bytes,
+        write_timeout,
+    ));
     let mut writer_end = None;
     let max_frame = state.limits.max_frame_bytes;
     let replies = admitted.replies;
+    let stop = admitted.stop;
 
     'reading: loop {
         tokio::select! {
@@ -56,33 +62,25 @@ pub(crate) async fn serve_connection(socket: WebSocket, state: Arc<AppState>, pe
                     Some(Ok(Message::Binary(_))) => Inbound::Binary,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Control,
                     Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(e)) => {
-                        if is_oversize(e)
-                            && let Ok(Ok(reserved)) = timeout(FLUSH_ON_CLOSE, replies.reserve_many(REPLY_SLOTS)).await
-                        {
-                            state.handle(conn, Inbound::Oversize, reserved);
-                        }
-                        break;
-                    }
+                    Some(Err(e)) => match transport_error(e) {
+                        Some(inbound) => inbound,
+                        None => break,
+                    },
                 };
                 // Room for the replies first: a client that does not read its replies stops
                 // being read, rather than filling the server's memory.
                 let reserved = tokio::select! {
                     reserved = replies.reserve_many(REPLY_SLOTS) => reserved,
-                    () = admitted.kill.notified() => {
-                        writer.abort();
-                        break 'reading;
-                    }
+                    () = stop.notified() => break 'reading,
                 };
                 let Ok(reserved) = reserved else {
                     break;
                 };
-                state.handle(conn, inbound, reserved);
+                if !state.handle(conn, inbound, reserved) {
+                    break;
+                }
             }
-            () = admitted.kill.notified() => {
-                writer.abort();
-                break;
-            }
+            () = stop.notified() => break,
             end = &mut writer, if writer_end.is_none() => {
                 writer_end = Some(end.unwrap_or(WriterEnd::Failed));
                 break;
@@ -90,7 +88,8 @@ pub(crate) async fn serve_connection(socket: WebSocket, state: Arc<AppState>, pe
         }
     }
 
-    // Once the hub forgets the connection, no sender is left and the writer ends after what is queued.
+    // Once the hub forgets the connection no sender is left, and the writer ends after what is
+    // queued: the last error and close frames get FLUSH_ON_CLOSE to leave, no more.
     drop(replies);
     if writer_end.is_none() && writer.is_finished() {
         writer_end = Some((&mut writer).await.unwrap_or(WriterEnd::Failed));
@@ -100,13 +99,28 @@ pub(crate) async fn serve_connection(socket: WebSocket, state: Arc<AppState>, pe
         Some(WriterEnd::Finished | WriterEnd::Failed) => state.disconnect(conn),
         None => {
             state.disconnect(conn);
-            // Let an error frame and close frame already queued go out, within bounds.
             if timeout(FLUSH_ON_CLOSE, &mut writer).await.is_err() {
                 writer.abort();
             }
         }
     }
     tracing::debug!(%conn, "connection closed");
+}
+
+/// What a transport error means for the hub: a frame too large or not UTF-8 is the client's
+/// fault and gets an error frame; anything else (a reset, a protocol violation) just ends it.
+fn transport_error(error: axum::Error) -> Option<Inbound> {
+    let error = error.into_inner().downcast::<tungstenite::Error>().ok()?;
+    match *error {
+        tungstenite::Error::Capacity(_) => Some(Inbound::Oversize),
+        tungstenite::Error::Utf8(_) => Some(Inbound::Text(Err(FrameError::Invalid(
+            "text frame is not valid UTF-8".into(),
+        )))),
+        tungstenite::Error::Protocol(e) => Some(Inbound::Text(Err(FrameError::Invalid(format!(
+            "WebSocket protocol violation: {e}"
+        ))))),
+        _ => None,
+    }
 }
 
 /// Sends a refusal's error frame and a close frame to a connection the hub did not let in.
@@ -126,8 +140,11 @@ async fn refuse(sink: &mut SplitSink<WebSocket, Message>, refusal: Refusal) {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: mpsc::Receiver<Outbound>,
+    queued_bytes: Arc<AtomicUsize>,
+    write_timeout: Duration,
 ) -> WriterEnd {
     while let Some(item) = queue.recv().await {
+        queued_bytes.fetch_sub(item.len(), Ordering::AcqRel);
         let (message, last) = match item {
             Outbound::Text(text) => (Message::Text(text), false),
             Outbound::Close(code, reason) => (
@@ -140,9 +157,9 @@ async fn write_loop(
         };
         // Batch frames that are already waiting into one flush.
         let written = if last || queue.is_empty() {
-            timeout(WRITE_TIMEOUT, sink.send(message)).await
+            timeout(write_timeout, sink.send(message)).await
         } else {
-            timeout(WRITE_TIMEOUT, sink.feed(message)).await
+            timeout(write_timeout, sink.feed(message)).await
         };
         match written {
             Ok(Ok(())) if last => return WriterEnd::Finished,
@@ -152,11 +169,4 @@ async fn write_loop(
         }
     }
     WriterEnd::Finished
-}
-
-fn is_oversize(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast::<tungstenite::Error>()
-        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
 }

@@ -1,144 +1,172 @@
-//! The TCP listeners axum serves on: plain, and TLS (rustls) with handshakes run concurrently.
+//! The accept loop: TCP (and TLS) connections served as HTTP/1.1 by hyper until they upgrade to a
+//! WebSocket. Before the upgrade a connection counts against its address's and the server's pending
+//! bounds, and must send its request headers within a deadline, so idle sockets and slow TLS
+//! handshakes cannot pile up; after it, the hub's bounds apply.
 
-use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
+use tower::Service;
 
 use super::ServerError;
+use super::state::AppState;
 use crate::config::TlsConfig;
+use crate::protocol::ErrorKind;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client gets to send a request's headers (also between keep-alive requests).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections in their TLS handshake or HTTP phase at once, across all addresses.
+const MAX_PENDING: usize = 1024;
 
 /// The client's address, as the WebSocket handler sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 
-impl Connected<IncomingStream<'_, PlainListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
+/// Counts pre-upgrade connections per address.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Holds one pending slot (global and per address) until dropped.
+struct PendingSlot {
+    _permit: OwnedSemaphorePermit,
+    per_ip: PerIp,
+    ip: IpAddr,
 }
 
-impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-/// A TCP listener with Nagle's algorithm off, since signaling frames are small and latency-bound.
-pub(crate) struct PlainListener(pub(crate) TcpListener);
-
-impl Listener for PlainListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (stream, addr);
-                }
-                Err(e) => accept_failed(&e).await,
-            }
+impl PendingSlot {
+    fn take(pending: &Arc<Semaphore>, per_ip: &PerIp, ip: IpAddr, limit: usize) -> Option<Self> {
+        let permit = Arc::clone(pending).try_acquire_owned().ok()?;
+        let mut counts = per_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
         }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-/// Accepts TCP connections and hands over those that complete a TLS handshake; a slow or failed
-/// handshake holds up nobody else.
-pub(crate) struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    acceptor_task: JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub(crate) fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (sender, ready) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let acceptor_task = tokio::spawn(async move {
-            loop {
-                let (stream, addr) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        accept_failed(&e).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            ready,
-            local,
-            acceptor_task,
+        *count += 1;
+        Some(Self {
+            _permit: permit,
+            per_ip: Arc::clone(per_ip),
+            ip,
         })
     }
 }
 
-impl Drop for TlsListener {
+impl Drop for PendingSlot {
     fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The acceptor task only ends when this listener is dropped.
-            None => std::future::pending().await,
+        let mut counts = self
+            .per_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
+}
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
+/// Accepts connections until `stop` fires, serving each with `app`.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    state: Arc<AppState>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING));
+    let per_ip = PerIp::default();
+    let limit = state.limits.max_connections_per_ip;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, mostly: back off so it does not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => return,
+        };
+        let Some(slot) = PendingSlot::take(&pending, &per_ip, peer.ip(), limit) else {
+            // Dropping the socket refuses it; the client sees a reset.
+            state.metrics.reject(ErrorKind::TooManyConnections);
+            tracing::debug!(%peer, "refused before the handshake: too many pending connections");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            tls.clone(),
+            app.clone(),
+            slot,
+        ));
     }
 }
 
-/// Accept errors (out of file descriptors, mostly) pass; back off briefly so they do not spin.
-async fn accept_failed(error: &io::Error) {
-    tracing::warn!(%error, "accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    slot: PendingSlot,
+) {
+    match tls {
+        None => serve_http(stream, peer, app, slot).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_http(tls, peer, app, slot).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection; returns when it closes or upgrades to a WebSocket.
+async fn serve_http<Io>(io: Io, peer: SocketAddr, app: Router, slot: PendingSlot)
+where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(ClientAddr(peer)));
+        app.clone().call(request)
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+    // The WebSocket, if any, lives on in its own task, under the hub's bounds.
+    drop(slot);
 }
 
 /// Reads the PEM certificate chain and key into a rustls server config (ring provider, HTTP/1.1).
-pub(crate) fn load_tls(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+pub(crate) fn load_tls(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
     let bad = |path: &std::path::Path, what: String| ServerError::Tls {
         path: path.to_owned(),
         message: what,
@@ -164,5 +192,5 @@ pub(crate) fn load_tls(tls: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Ser
             )
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

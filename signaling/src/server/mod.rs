@@ -18,10 +18,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
-use listener::{ClientAddr, PlainListener, TlsListener};
+use listener::ClientAddr;
 use metrics::Metrics;
 use state::AppState;
 
@@ -61,14 +61,10 @@ pub enum ServerError {
     Config(#[from] crate::config::ConfigError),
 }
 
-enum AnyListener {
-    Plain(PlainListener),
-    Tls(TlsListener),
-}
-
 /// A bound, not yet running, signaling server.
 pub struct SignalingServer {
-    listener: AnyListener,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     local_addr: SocketAddr,
     stun: Option<UdpSocket>,
     stun_addr: Option<SocketAddr>,
@@ -85,12 +81,6 @@ impl SignalingServer {
             .await
             .map_err(bind_err("tcp", config.listen))?;
         let local_addr = tcp.local_addr().map_err(bind_err("tcp", config.listen))?;
-        let listener = match tls {
-            Some(tls) => AnyListener::Tls(
-                TlsListener::new(tcp, tls).map_err(bind_err("tcp", config.listen))?,
-            ),
-            None => AnyListener::Plain(PlainListener(tcp)),
-        };
         let (stun, stun_addr) = match config.stun_addr() {
             Some(addr) => {
                 let socket = UdpSocket::bind(addr).await.map_err(bind_err("udp", addr))?;
@@ -101,7 +91,8 @@ impl SignalingServer {
         };
         let metrics = Arc::new(Metrics::new());
         Ok(Self {
-            listener,
+            listener: tcp,
+            tls,
             local_addr,
             stun,
             stun_addr,
@@ -116,10 +107,7 @@ impl SignalingServer {
 
     /// The URL clients connect to: `ws://HOST:PORT` or `wss://HOST:PORT`.
     pub fn url(&self) -> String {
-        let scheme = match self.listener {
-            AnyListener::Plain(_) => "ws",
-            AnyListener::Tls(_) => "wss",
-        };
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         format!("{scheme}://{}", self.local_addr)
     }
 
@@ -146,23 +134,14 @@ impl SignalingServer {
             }
         });
 
-        let app = router(Arc::clone(&state)).into_make_service_with_connect_info::<ClientAddr>();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let stop_accepting = async move {
-            let _ = stopped.await;
-        };
-        let http: JoinHandle<std::io::Result<()>> = match self.listener {
-            AnyListener::Plain(l) => tokio::spawn(
-                axum::serve(l, app)
-                    .with_graceful_shutdown(stop_accepting)
-                    .into_future(),
-            ),
-            AnyListener::Tls(l) => tokio::spawn(
-                axum::serve(l, app)
-                    .with_graceful_shutdown(stop_accepting)
-                    .into_future(),
-            ),
-        };
+        let accepting = tokio::spawn(listener::accept_loop(
+            self.listener,
+            self.tls,
+            router(Arc::clone(&state)),
+            Arc::clone(&state),
+            stopped,
+        ));
 
         shutdown.await;
         tracing::info!("shutting down: closing connections");
@@ -174,14 +153,11 @@ impl SignalingServer {
         {
             tracing::warn!("some connections did not close in time; dropping them");
         }
-        for task in [Some(sweeper), stun_task].into_iter().flatten() {
-            task.abort();
-        }
-        if tokio::time::timeout(Duration::from_secs(1), http)
-            .await
-            .is_err()
+        for task in [Some(sweeper), stun_task, Some(accepting)]
+            .into_iter()
+            .flatten()
         {
-            tracing::debug!("HTTP listener still draining at exit");
+            task.abort();
         }
     }
 }

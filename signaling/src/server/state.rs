@@ -24,14 +24,26 @@ pub(crate) enum Outbound {
     Close(u16, &'static str),
 }
 
+impl Outbound {
+    /// The bytes it counts against `max_queued_bytes`.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Text(text) => text.len(),
+            Self::Close(..) => 0,
+        }
+    }
+}
+
 /// Slots reserved in a connection's own send queue.
 pub(crate) type Reserved<'a> = mpsc::PermitIterator<'a, Outbound>;
 
 #[derive(Debug)]
 struct ConnHandle {
     queue: mpsc::Sender<Outbound>,
-    /// Ends the connection at once, for a reader whose queue is full.
-    kill: Arc<Notify>,
+    /// Text bytes queued and not yet written, shared with the writer.
+    queued_bytes: Arc<AtomicUsize>,
+    /// Tells the connection task to stop reading: the hub closed the connection.
+    stop: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -47,7 +59,8 @@ pub(crate) struct Admitted {
     /// handled: a client is slowed down by its own replies, never dropped for them.
     pub(crate) replies: mpsc::Sender<Outbound>,
     pub(crate) queue: mpsc::Receiver<Outbound>,
-    pub(crate) kill: Arc<Notify>,
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
+    pub(crate) stop: Arc<Notify>,
 }
 
 /// The state every connection task and the timer share.
@@ -113,13 +126,15 @@ impl AppState {
         let refused = shared.hub.connect(ip, Instant::now());
         let conn = refused.inspect_err(|r| self.metrics.reject(r.kind))?;
         let (queue, receiver) = mpsc::channel(self.limits.max_queued_frames);
-        let kill = Arc::new(Notify::new());
+        let stop = Arc::new(Notify::new());
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let replies = queue.clone();
         shared.handles.insert(
             conn,
             ConnHandle {
                 queue,
-                kill: Arc::clone(&kill),
+                queued_bytes: Arc::clone(&queued_bytes),
+                stop: Arc::clone(&stop),
             },
         );
         self.metrics.connections_opened.inc();
@@ -128,16 +143,19 @@ impl AppState {
             conn,
             replies,
             queue: receiver,
-            kill,
+            queued_bytes,
+            stop,
         })
     }
 
-    /// Feeds a frame from `conn`; `reserved` holds queue slots for `conn`'s own replies.
-    pub(crate) fn handle(&self, conn: ConnId, inbound: Inbound, reserved: Reserved<'_>) {
+    /// Feeds a frame from `conn`; `reserved` holds queue slots for `conn`'s own replies. Returns
+    /// whether the connection is still open.
+    pub(crate) fn handle(&self, conn: ConnId, inbound: Inbound, reserved: Reserved<'_>) -> bool {
         let mut out = Vec::new();
         let mut shared = self.lock();
         shared.hub.handle(conn, inbound, Instant::now(), &mut out);
         self.carry_out_with(&mut shared, out, Some((conn, reserved)));
+        shared.handles.contains_key(&conn)
     }
 
     pub(crate) fn disconnect(&self, conn: ConnId) {
@@ -153,22 +171,19 @@ impl AppState {
         let mut out = Vec::new();
         let mut shared = self.lock();
         shared.handles.remove(&conn);
-        self.evict(&mut shared, conn, &mut out);
+        self.evict(&mut shared, conn, "write_timeout_secs", &mut out);
         self.carry_out(&mut shared, out);
     }
 
-    fn evict(&self, shared: &mut Shared, conn: ConnId, out: &mut Vec<Output>) {
+    fn evict(&self, shared: &mut Shared, conn: ConnId, bound: &str, out: &mut Vec<Output>) {
         let message = format!(
-            "the client did not read the frames sent to it ({} queued); read faster",
-            self.limits.max_queued_frames
+            "the client did not read the frames sent to it (limits: {} frames, {} bytes queued); \
+             read faster",
+            self.limits.max_queued_frames, self.limits.max_queued_bytes
         );
-        shared.hub.evict(
-            conn,
-            ErrorKind::SlowReader,
-            "max_queued_frames",
-            message,
-            out,
-        );
+        shared
+            .hub
+            .evict(conn, ErrorKind::SlowReader, bound, message, out);
     }
 
     pub(crate) fn tick(&self) {
@@ -189,7 +204,9 @@ impl AppState {
         self.carry_out_with(shared, out, None);
     }
 
-    /// Queues every output without waiting; a full queue marks its reader as slow and evicts it.
+    /// Queues every output without waiting. A connection whose queue is full, or holds more than
+    /// `max_queued_bytes`, when another member's frame arrives is a slow reader and is evicted; its
+    /// own replies go into the slots its reader reserved. A closed connection's reader is told to stop.
     fn carry_out_with(
         &self,
         shared: &mut Shared,
@@ -202,50 +219,48 @@ impl AppState {
                 let (conn, item) = match output {
                     Output::Send { conn, message } => {
                         self.count(&message);
-                        if !shared.handles.contains_key(&conn) {
-                            continue;
-                        }
                         (conn, Outbound::Text(message.encode().into()))
                     }
-                    Output::Close { conn, code, reason } => {
-                        if !shared.handles.contains_key(&conn) {
-                            continue;
-                        }
-                        (conn, Outbound::Close(code, reason))
-                    }
+                    Output::Close { conn, code, reason } => (conn, Outbound::Close(code, reason)),
                 };
-                let closing = matches!(item, Outbound::Close(..));
-                let item = match &mut own {
-                    Some((me, reserved)) if *me == conn => match reserved.next() {
-                        Some(permit) => {
-                            permit.send(item);
-                            None
-                        }
-                        None => Some(item),
-                    },
-                    _ => Some(item),
-                };
-                let Some(item) = item else {
+                let Some(handle) = shared.handles.get(&conn) else {
                     continue;
                 };
-                if closing {
-                    if let Some(handle) = shared.handles.remove(&conn)
-                        && handle.queue.try_send(item).is_err()
-                    {
-                        handle.kill.notify_one();
+                let closing = matches!(item, Outbound::Close(..));
+                let bytes = item.len();
+                let reserved = match &mut own {
+                    Some((me, reserved)) if *me == conn => reserved.next(),
+                    _ => None,
+                };
+                let queued = handle.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+                let overflow = match reserved {
+                    Some(permit) => {
+                        permit.send(item);
+                        None
                     }
-                } else if let Some(handle) = shared.handles.get(&conn)
-                    && let Err(mpsc::error::TrySendError::Full(_)) = handle.queue.try_send(item)
-                {
-                    slow.push(conn);
+                    None if queued > self.limits.max_queued_bytes && !closing => {
+                        Some("max_queued_bytes")
+                    }
+                    None => handle
+                        .queue
+                        .try_send(item)
+                        .err()
+                        .map(|_| "max_queued_frames"),
+                };
+                if closing {
+                    if let Some(handle) = shared.handles.remove(&conn) {
+                        handle.stop.notify_one();
+                    }
+                } else if let Some(bound) = overflow {
+                    slow.push((conn, bound));
                 }
             }
-            for conn in slow.drain(..) {
+            for (conn, bound) in slow.drain(..) {
                 if let Some(handle) = shared.handles.remove(&conn) {
-                    handle.kill.notify_one();
-                    tracing::info!(%conn, "dropping a slow reader");
+                    handle.stop.notify_one();
+                    tracing::info!(%conn, bound, "dropping a slow reader");
+                    self.evict(shared, conn, bound, &mut out);
                 }
-                self.evict(shared, conn, &mut out);
             }
         }
         self.update_gauges(shared);

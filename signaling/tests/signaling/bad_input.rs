@@ -5,6 +5,8 @@ use futures_util::SinkExt;
 use p2p_signaling::Event;
 use p2p_signaling::protocol::ErrorKind;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::common::{Server, expect_fatal, next_event, raw, raw_greeted};
 
@@ -49,6 +51,15 @@ async fn bad_frames_get_an_error_then_a_close() {
             ErrorKind::FrameTooLarge,
             Some(1009),
         ),
+        (
+            Message::Frame(Frame::message(
+                vec![b'{', 0xff, 0xfe, b'}'],
+                OpCode::Data(Data::Text),
+                true,
+            )),
+            ErrorKind::BadFrame,
+            Some(1008),
+        ),
     ];
     for (frame, kind, code) in cases {
         let mut ws = raw_greeted(&server.url).await;
@@ -79,7 +90,7 @@ async fn bad_frames_get_an_error_then_a_close() {
     assert_eq!(expect_fatal(&mut ws).await.0, ErrorKind::VersionMismatch);
 
     for (kind, count) in [
-        ("bad_frame", 5.0),
+        ("bad_frame", 6.0),
         ("binary_frame", 1.0),
         ("frame_too_large", 2.0),
         ("hello_required", 1.0),

@@ -81,7 +81,23 @@ async fn binding_requests_see_their_own_address() {
 }
 
 #[tokio::test]
-async fn no_stun_means_no_udp_port() {
-    let server = Server::start_with("", &["--no-stun"]);
+async fn no_stun_means_no_answer() {
+    // The config names a STUN port; --no-stun wins, and nothing answers there.
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap();
+    drop(free);
+    let server = Server::start_with(&format!("[stun]\nlisten = \"{port}\"\n"), &["--no-stun"]);
     assert!(server.stun.is_none());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let request = MessageEncoder::new()
+        .encode_into_bytes(Message::<Attribute>::new(
+            MessageClass::Request,
+            BINDING,
+            TransactionId::new(rand_bytes()),
+        ))
+        .unwrap();
+    socket.send_to(&request, port).await.unwrap();
+    let mut buf = [0u8; 1500];
+    let answer = tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await;
+    assert!(!matches!(answer, Ok(Ok(_))), "something answered on {port}");
 }

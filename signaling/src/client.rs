@@ -135,6 +135,9 @@ pub struct SignalingClient {
 }
 
 /// The events of a [`SignalingClient`], in the order the server sent them.
+///
+/// Keep reading them: the connection task waits while this buffer (256 events) is full, and replies
+/// to requests queue behind the events.
 #[derive(Debug)]
 pub struct ClientEvents {
     events: mpsc::Receiver<Event>,

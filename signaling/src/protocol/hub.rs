@@ -144,6 +144,7 @@ impl Hub {
                 ),
             ));
         }
+        let ip = address_group(ip);
         let from_ip = self.per_ip.entry(ip).or_insert(0);
         if *from_ip >= self.limits.max_connections_per_ip {
             return Err(refusal(
@@ -680,6 +681,20 @@ impl Hub {
                 message: ServerMessage::PeerLeft { room: room.clone() },
             });
         }
+    }
+}
+
+/// The address that per-address bounds count: an IPv4 address, or the /64 network of an IPv6
+/// address, since one IPv6 host commonly holds a whole /64.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 

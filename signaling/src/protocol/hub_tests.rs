@@ -528,3 +528,17 @@ fn evicting_a_slow_reader_tells_its_peers() {
         message: ServerMessage::PeerLeft { room: r }
     }));
 }
+
+#[test]
+fn ipv6_hosts_are_counted_by_their_64() {
+    let mut h = Harness::new(Limits {
+        max_connections_per_ip: 2,
+        ..Limits::default()
+    });
+    let host = |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, last));
+    h.client(host(1));
+    h.client(host(2));
+    assert!(h.hub.connect(host(3), h.now).is_err(), "same /64");
+    let other_net = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
+    assert!(h.hub.connect(other_net, h.now).is_ok());
+}

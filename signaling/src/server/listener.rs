@@ -25,6 +25,7 @@ use super::ServerError;
 use super::state::AppState;
 use crate::config::TlsConfig;
 use crate::protocol::ErrorKind;
+use crate::protocol::hub::address_group;
 
 /// How long a client gets to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,7 +106,8 @@ pub(crate) async fn accept_loop(
             },
             _ = &mut stop => return,
         };
-        let Some(slot) = PendingSlot::take(&pending, &per_ip, peer.ip(), limit) else {
+        let group = address_group(peer.ip());
+        let Some(slot) = PendingSlot::take(&pending, &per_ip, group, limit) else {
             // Dropping the socket refuses it; the client sees a reset.
             state.metrics.reject(ErrorKind::TooManyConnections);
             tracing::debug!(%peer, "refused before the handshake: too many pending connections");

@@ -75,7 +75,11 @@ async fn wss_with_a_test_certificate() {
         connect_timeout: std::time::Duration::from_secs(3),
         ..ClientOptions::default()
     };
-    assert!(SignalingClient::connect(&plain, short).await.is_err());
+    let plain_result = SignalingClient::connect(&plain, short).await;
+    assert!(
+        matches!(plain_result, Err(ClientError::Connect { .. })),
+        "{plain_result:?}"
+    );
 }
 
 #[tokio::test]

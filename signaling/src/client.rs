@@ -173,18 +173,8 @@ impl SignalingClient {
                 .send(Message::text(hello.encode()))
                 .await
                 .map_err(|e| ClientError::Closed(e.to_string()))?;
-            match next_server_message(&mut socket).await? {
+            match reply_result(next_server_message(&mut socket).await?)? {
                 ServerMessage::Welcome { limits, .. } => Ok((socket, limits)),
-                ServerMessage::Error {
-                    kind,
-                    message,
-                    bound,
-                    ..
-                } => Err(ClientError::Server {
-                    kind,
-                    message,
-                    bound,
-                }),
                 other => Err(ClientError::Protocol(format!(
                     "expected welcome, got {other:?}"
                 ))),
@@ -382,6 +372,23 @@ async fn drive(
     let _ = events.send(Event::Closed { reason }).await;
 }
 
+/// A reply, or the error frame that came instead of it as an error.
+fn reply_result(message: ServerMessage) -> Result<ServerMessage, ClientError> {
+    match message {
+        ServerMessage::Error {
+            kind,
+            message,
+            bound,
+            ..
+        } => Err(ClientError::Server {
+            kind,
+            message,
+            bound,
+        }),
+        other => Ok(other),
+    }
+}
+
 /// The fatal error the server sent before closing.
 struct Fatal {
     kind: ErrorKind,
@@ -416,20 +423,7 @@ fn route(
         _ => None,
     };
     if let Some(reply) = reply_to.and_then(|id| pending.remove(&id)) {
-        let answer = match message {
-            ServerMessage::Error {
-                kind,
-                message,
-                bound,
-                ..
-            } => Err(ClientError::Server {
-                kind,
-                message,
-                bound,
-            }),
-            other => Ok(other),
-        };
-        let _ = reply.send(answer);
+        let _ = reply.send(reply_result(message));
         return None;
     }
     match message {

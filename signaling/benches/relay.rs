@@ -8,7 +8,8 @@
 //!   at saturation, which is mostly queueing);
 //! - paced latency: 5,000 messages/s in all, spread evenly over the rooms, one way; p50/p99
 //!   one-way relay latency at that load;
-//! - the server's peak RSS.
+//! - WebSocket handshakes per second alone (up to 1,000, 64 at a time), the time to open all rooms
+//!   (hello and join included), and the server's peak RSS.
 //!
 //! The p2p-signal config raises the per-IP, per-connection-rate and total bounds, since every
 //! client here comes from 127.0.0.1 and ping-pong exceeds the default 100 frames/s.
@@ -95,6 +96,7 @@ struct Figures {
     paced_p99: Duration,
     paced_rate: f64,
     connect_secs: f64,
+    handshakes_per_sec: f64,
     peak_rss_mib: f64,
 }
 
@@ -104,7 +106,7 @@ async fn run(phase: Duration) {
         phase.as_secs()
     );
     println!(
-        "{:>6} {:>11} {:>11} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>8}",
+        "{:>6} {:>11} {:>11} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>6} {:>8} {:>8}",
         "rooms",
         "server",
         "msgs/s",
@@ -113,6 +115,7 @@ async fn run(phase: Duration) {
         "paced/s",
         "p50",
         "p99",
+        "ws/s",
         "connect",
         "peak RSS"
     );
@@ -125,7 +128,7 @@ async fn run(phase: Duration) {
         for target in [Target::Signal, Target::Bare] {
             let figures = measure(target, rooms, phase).await;
             println!(
-                "{rooms:>6} {:>11} {:>11.0} {:>9} {:>9} | {:>9.0} {:>9} {:>9} | {:>7.2}s {:>5.1} MiB",
+                "{rooms:>6} {:>11} {:>11.0} {:>9} {:>9} | {:>9.0} {:>9} {:>9} | {:>6.0} {:>7.2}s {:>5.1} MiB",
                 target.name(),
                 figures.throughput,
                 fmt(figures.saturated_p50),
@@ -133,6 +136,7 @@ async fn run(phase: Duration) {
                 figures.paced_rate,
                 fmt(figures.paced_p50),
                 fmt(figures.paced_p99),
+                figures.handshakes_per_sec,
                 figures.connect_secs,
                 figures.peak_rss_mib,
             );
@@ -303,6 +307,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn measure(target: Target, rooms: usize, phase: Duration) -> Figures {
     let server = ServerProcess::start(target);
+    // WebSocket handshakes alone, 64 at a time, each closed again.
+    let handshakes = rooms.min(1000);
+    let started = Instant::now();
+    for chunk in (0..handshakes).collect::<Vec<_>>().chunks(64) {
+        let opened =
+            futures_util::future::join_all(chunk.iter().map(|_| connect(&server.url))).await;
+        drop(opened);
+    }
+    let handshakes_per_sec = handshakes as f64 / started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
     let mut pairs = Vec::with_capacity(rooms);
     // Open rooms 64 at a time, as a crowd of peers would arrive.
@@ -361,6 +375,7 @@ async fn measure(target: Target, rooms: usize, phase: Duration) -> Figures {
         paced_p99: percentile(&paced_lat, 0.99),
         paced_rate,
         connect_secs,
+        handshakes_per_sec,
         peak_rss_mib: server.peak_rss_mib(),
     }
 }

@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let config = Cli::parse().into_config()?;
     tokio::runtime::Builder::new_multi_thread()
+        .thread_name("p2p-signal-rt")
         .enable_all()
         .build()
         .context("while starting the async runtime")?

@@ -1,0 +1,11 @@
+//! # p2phost
+//!
+//! The runtime of p2phost: it moves files between two peers over a WebRTC data channel that a
+//! signaling server introduced, authenticated by a short code the server never learns.
+//!
+//! This crate grows issue by issue. Present so far:
+//! - [`code`]: transfer codes (`7-guitar-orbit`), the SPAKE2 handshake over them, and the sealing of
+//!   every later signaling payload with the derived keys, so a malicious signaling server can neither
+//!   read nor alter nor replay what the peers exchange.
+
+pub mod code;

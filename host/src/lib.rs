@@ -7,5 +7,9 @@
 //! - [`code`]: transfer codes (`7-guitar-orbit`), the SPAKE2 handshake over them, and the sealing of
 //!   every later signaling payload with the derived keys, so a malicious signaling server can neither
 //!   read nor alter nor replay what the peers exchange.
+//! - [`store`]: files on disk as the receiver writes them: every path from a peer validated before it
+//!   touches disk, data written to `NAME.part`, verified, synced and renamed without ever replacing a
+//!   file unless told to, and resumed from the last verified chunk group.
 
 pub mod code;
+pub mod store;

@@ -1,0 +1,208 @@
+//! Receiving files into a real temporary directory.
+
+use super::*;
+
+const GROUP: u64 = 1024;
+
+fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn manifest(data: &[u8]) -> (ChunkGroups, blake3::Hash) {
+    ChunkGroups::compute(&mut &data[..], data.len() as u64, GROUP).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn path(p: &str) -> SafePath {
+    SafePath::from_peer(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn open(
+    root: &Path,
+    name: &str,
+    data: &[u8],
+    overwrite: bool,
+) -> Result<(PartFile, u64), StoreError> {
+    let (groups, hash) = manifest(data);
+    PartFile::open(
+        root,
+        &path(name),
+        data.len() as u64,
+        groups,
+        hash,
+        overwrite,
+    )
+}
+
+fn receive(part: &mut PartFile, data: &[u8], from: u64, piece: usize) {
+    for (i, chunk) in data[from as usize..].chunks(piece).enumerate() {
+        let offset = from + (i * piece) as u64;
+        part.write(offset, chunk).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn receives_into_place_with_no_part_file_left() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, len) in [
+        ("empty", 0),
+        ("one", 1),
+        ("nested/deep/file.bin", 10_000),
+        ("exact", 4096),
+    ] {
+        let data = content(len, 7);
+        let (mut part, resume) =
+            open(dir.path(), name, &data, false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resume, 0);
+        receive(&mut part, &data, 0, 333);
+        let done = part.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&done).unwrap_or_default(), data, "{name}");
+        assert!(
+            !done
+                .with_file_name(format!("{}.part", path(name).file_name()))
+                .exists()
+        );
+    }
+}
+
+#[test]
+fn resumes_after_the_last_verified_group() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(10_000, 1);
+    let (mut part, _) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &data[..3500], 0, 500); // cut mid-group: 3 whole groups and a half
+    drop(part);
+
+    let (mut part, resume) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resume, 3 * GROUP);
+    receive(&mut part, &data, resume, 700);
+    let done = part.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::read(done).unwrap_or_default(), data);
+}
+
+#[test]
+fn a_damaged_or_different_part_file_is_redone_from_the_damage() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(8000, 2);
+    let (mut part, _) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &data[..6000], 0, 1000);
+    drop(part);
+    // Flip a byte in group 2.
+    let part_path = dir.path().join("f.part");
+    let mut bytes = std::fs::read(&part_path).unwrap_or_default();
+    bytes[2 * GROUP as usize + 5] ^= 0xff;
+    std::fs::write(&part_path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let (_, resume) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resume, 2 * GROUP);
+
+    // The sender's file changed in between: nothing matches, start over.
+    let changed = content(8000, 3);
+    let (mut part, resume) =
+        open(dir.path(), "f", &changed, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resume, 0);
+    receive(&mut part, &changed, 0, 4096);
+    assert_eq!(
+        std::fs::read(part.finish().unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default(),
+        changed
+    );
+}
+
+#[test]
+fn corrupt_data_fails_early_and_leaves_no_final_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(5000, 4);
+    let (mut part, _) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    let mut bad = data.clone();
+    bad[1500] ^= 1;
+    part.write(0, &bad[..1024])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        part.write(1024, &bad[1024..2048]),
+        Err(StoreError::Corrupt { group: 1, .. })
+    ));
+    assert!(!dir.path().join("f").exists());
+}
+
+#[test]
+fn short_long_and_out_of_order_writes_are_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(3000, 5);
+    let (mut part, _) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        part.write(10, &data[10..20]),
+        Err(StoreError::Length { .. })
+    ));
+    part.write(0, &data[..2000])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        part.write(2000, &[0u8; 2000]),
+        Err(StoreError::Length { .. })
+    ));
+    assert!(matches!(part.finish(), Err(StoreError::Length { .. })));
+    assert!(!dir.path().join("f").exists());
+}
+
+#[test]
+fn never_replaces_a_file_unless_told_to() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let target = dir.path().join("f");
+    std::fs::write(&target, b"original").unwrap_or_else(|e| panic!("{e}"));
+    let data = content(100, 6);
+    match open(dir.path(), "f", &data, false) {
+        Err(e @ StoreError::Exists(_)) => assert!(e.to_string().contains("--overwrite"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&target).unwrap_or_default(), b"original");
+
+    // A file that appears while the transfer runs is not replaced either.
+    let (mut part, _) = open(dir.path(), "g", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &data, 0, 50);
+    std::fs::write(dir.path().join("g"), b"late").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(part.finish(), Err(StoreError::Exists(_))));
+    assert_eq!(
+        std::fs::read(dir.path().join("g")).unwrap_or_default(),
+        b"late"
+    );
+
+    let (mut part, _) = open(dir.path(), "f", &data, true).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &data, 0, 50);
+    part.finish().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::read(&target).unwrap_or_default(), data);
+}
+
+#[test]
+fn refuses_to_write_through_symlinks_or_with_a_bad_manifest() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let outside = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = content(10, 0);
+    assert!(matches!(
+        open(dir.path(), "link/f", &data, false),
+        Err(StoreError::Symlink(_))
+    ));
+    std::os::unix::fs::symlink(outside.path().join("x"), dir.path().join("p.part"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        open(dir.path(), "p", &data, false),
+        Err(StoreError::Symlink(_))
+    ));
+    assert_eq!(
+        std::fs::read_dir(outside.path())
+            .map(|d| d.count())
+            .unwrap_or(1),
+        0
+    );
+
+    let (groups, hash) = manifest(&data);
+    let lie = PartFile::open(dir.path(), &path("q"), 5000, groups, hash, false);
+    assert!(matches!(
+        lie,
+        Err(StoreError::Manifest {
+            want: 5,
+            got: 1,
+            ..
+        })
+    ));
+}

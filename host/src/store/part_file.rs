@@ -109,6 +109,22 @@ pub struct PartFile {
     written: u64,
     whole: blake3::Hasher,
     group: blake3::Hasher,
+    /// The final file exists with exactly this content: nothing to write.
+    already_there: bool,
+}
+
+/// Whether `path` is a regular file of `size` bytes hashing to `hash`.
+fn same_content(path: &Path, size: u64, hash: &blake3::Hash) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() != size {
+        return false;
+    }
+    let mut hasher = blake3::Hasher::new();
+    File::open(path)
+        .and_then(|mut f| io::copy(&mut f, &mut hasher))
+        .is_ok_and(|copied| copied == size && hasher.finalize() == *hash)
 }
 
 impl PartFile {
@@ -136,6 +152,24 @@ impl PartFile {
             });
         }
         if !overwrite && fs::symlink_metadata(&final_path).is_ok() {
+            // A file already received whole (by an earlier, cut attempt) is kept and not sent again.
+            if same_content(&final_path, size, &file_hash) {
+                let file = File::open(&final_path).map_err(io_err(&final_path))?;
+                let part = Self {
+                    part_path: final_path.clone(),
+                    final_path,
+                    file,
+                    size,
+                    groups,
+                    file_hash,
+                    overwrite,
+                    written: size,
+                    whole: blake3::Hasher::new(),
+                    group: blake3::Hasher::new(),
+                    already_there: true,
+                };
+                return Ok((part, size));
+            }
             return Err(StoreError::Exists(final_path));
         }
         make_parents(root, &final_path)?;
@@ -163,6 +197,7 @@ impl PartFile {
             written: 0,
             whole: blake3::Hasher::new(),
             group: blake3::Hasher::new(),
+            already_there: false,
         };
         let resume = part.verified_prefix(&mut file)?;
         file.set_len(resume).map_err(io_err(&part.part_path))?;
@@ -266,6 +301,9 @@ impl PartFile {
     /// Checks the whole file, syncs it, and moves it to its final name. Without `overwrite` an
     /// existing file is never replaced, even one that appeared during the transfer.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
+        if self.already_there {
+            return Ok(self.final_path);
+        }
         let io_err = |p: &Path| {
             let p = p.to_path_buf();
             move |source| StoreError::Io { path: p, source }

@@ -206,3 +206,27 @@ fn refuses_to_write_through_symlinks_or_with_a_bad_manifest() {
         })
     ));
 }
+
+#[test]
+fn a_file_already_received_whole_is_kept_and_not_resent() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(3000, 8);
+    std::fs::write(dir.path().join("f"), &data).unwrap_or_else(|e| panic!("{e}"));
+    let (part, resume) = open(dir.path(), "f", &data, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resume, 3000);
+    assert_eq!(part.finish().ok(), Some(dir.path().join("f")));
+    assert_eq!(
+        std::fs::read(dir.path().join("f")).unwrap_or_default(),
+        data
+    );
+    // Same name, other content: refused, untouched.
+    let other = content(3000, 9);
+    assert!(matches!(
+        open(dir.path(), "f", &other, false),
+        Err(StoreError::Exists(_))
+    ));
+    assert_eq!(
+        std::fs::read(dir.path().join("f")).unwrap_or_default(),
+        data
+    );
+}

@@ -44,5 +44,9 @@ fn hostile_peer_frames_are_refused() {
             assert!(result.is_err(), "{name} was accepted");
         }
     }
-    assert!(hostile >= 10, "only {hostile} hostile cases in {}", dir.display());
+    assert!(
+        hostile >= 10,
+        "only {hostile} hostile cases in {}",
+        dir.display()
+    );
 }

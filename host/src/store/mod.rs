@@ -1,12 +1,15 @@
 //! Files on disk, as the receiver writes them.
 //!
 //! - [`SafePath`]: a relative path from a peer, validated before anything touches disk.
+//! - [`scan`]: the sender's inputs, walked into the list of files and folders to offer.
 //! - [`PartFile`]: a file being received: written as `NAME.part`, checked chunk group by chunk
 //!   group against the sender's BLAKE3 hashes (which is also how a cut transfer resumes), then
 //!   synced and moved to its final name without replacing anything unless asked to.
 
 mod part_file;
 mod safe_path;
+mod scan;
 
 pub use part_file::{ChunkGroups, PartFile, StoreError};
 pub use safe_path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, SafePath};
+pub use scan::{Scan, ScanError, ScannedFile, scan};

@@ -10,9 +10,12 @@
 //! - [`store`]: files on disk as the receiver writes them: every path from a peer validated before it
 //!   touches disk, data written to `NAME.part`, verified, synced and renamed without ever replacing a
 //!   file unless told to, and resumed from the last verified chunk group.
+//! - [`session`]: two peers meeting on the signaling server, authenticating with the code, and
+//!   opening a WebRTC data channel whose offer and answer travel sealed.
 //! - [`transfer`]: the peer protocol over the data channel, as sans-IO state machines for the
 //!   sending and the receiving side, and its wire frames.
 
 pub mod code;
+pub mod session;
 pub mod store;
 pub mod transfer;

@@ -1,8 +1,6 @@
 //! Replays the peer-frame fuzz corpus (`fuzz/corpus/peer_frames/`): every hostile case ends in an
 //! error from the decoder or the receiver, every seed is accepted, nothing panics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
 use std::path::PathBuf;
 
 use p2phost::transfer::{FrameDecoder, Receiver, ReceiverEvent};

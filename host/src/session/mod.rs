@@ -1,0 +1,263 @@
+//! Connecting two peers: the rendezvous on the signaling server, the SPAKE2 handshake over it, and
+//! a WebRTC data channel whose offer and answer travel sealed.
+//!
+//! ```text
+//! sender                       signaling server                    receiver
+//!   allocate → nameplate 7                                            (user types 7-word-word)
+//!                                                       ◀── join 7
+//!   ◀── peer_joined                                    
+//!   "pake <base64>"  ──────────────────────────────────▶  "pake <base64>" ◀──
+//!   sealed confirmation ──────────────────────────────▶  ◀── sealed confirmation
+//!   sealed SDP offer  ─────────────────────────────────▶
+//!                                                       ◀── sealed SDP answer
+//!   ═══════════════ DTLS data channel, fingerprints from the sealed SDP ═══════════════
+//! ```
+//!
+//! The server sees the nameplate, the PAKE messages (useless without the words) and ciphertext.
+
+mod webrtc_link;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p2p_signaling::protocol::RoomId;
+use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingClient};
+use webrtc::data_channel::DataChannel;
+use webrtc::peer_connection::PeerConnection;
+
+use crate::code::{Handshake, PakeError, Role, SealError, SessionKeys, TransferCode};
+
+/// How to reach the other peer.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// The signaling server, `ws://` or `wss://`.
+    pub signaling_url: String,
+    /// STUN (and TURN) server URLs for ICE, such as `stun:127.0.0.1:3478`.
+    pub ice_servers: Vec<String>,
+    /// Local UDP addresses to gather candidates on (`0.0.0.0:0` for every interface).
+    pub bind: Vec<String>,
+    /// How long each step may take: reaching the server, the peer's arrival excepted.
+    pub step_timeout: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            signaling_url: "ws://127.0.0.1:8787".into(),
+            ice_servers: Vec::new(),
+            bind: vec!["0.0.0.0:0".into()],
+            step_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why no data channel came about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The signaling server failed or refused.
+    #[error(transparent)]
+    Signaling(#[from] ClientError),
+    /// The key exchange failed: a wrong code, or tampering.
+    #[error(transparent)]
+    Pake(#[from] PakeError),
+    /// A sealed message did not open: tampering.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The WebRTC stack failed.
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+    /// The peer sent something out of place.
+    #[error("the peer broke the session protocol: {0}")]
+    Protocol(String),
+    /// The peer left before the connection was up.
+    #[error("the peer left before the connection was made")]
+    PeerLeft,
+    /// A step took too long.
+    #[error("timed out while {0}")]
+    Timeout(&'static str),
+}
+
+/// A working link to the peer.
+pub struct Connected {
+    /// The reliable, ordered data channel. Keep polling its events.
+    pub channel: Arc<dyn DataChannel>,
+    /// The peer connection; closing it ends the link.
+    pub peer_connection: Arc<dyn PeerConnection>,
+    /// The verification string both sides can compare (`--verify`).
+    pub verification: String,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("verification", &self.verification)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sender's side before the receiver arrives: it holds a nameplate and the code to show.
+pub struct SenderRendezvous {
+    client: SignalingClient,
+    events: ClientEvents,
+    room: RoomId,
+    code: TransferCode,
+    options: SessionOptions,
+}
+
+impl SenderRendezvous {
+    /// Connects to the signaling server, takes a nameplate and makes a code with `words` words.
+    pub async fn open(options: SessionOptions, words: usize) -> Result<Self, SessionError> {
+        let (client, events) = connect(&options).await?;
+        let room = client.allocate().await?;
+        let nameplate = room.nameplate_number().ok_or_else(|| {
+            SessionError::Protocol(format!("the server allocated {room}, not a number"))
+        })?;
+        let code = TransferCode::generate(nameplate, words).map_err(|e| {
+            SessionError::Protocol(format!("cannot make a code of {words} words: {e}"))
+        })?;
+        Ok(Self {
+            client,
+            events,
+            room,
+            code,
+            options,
+        })
+    }
+
+    /// The code to show the user.
+    pub fn code(&self) -> &TransferCode {
+        &self.code
+    }
+
+    /// Waits for the receiver (without a time limit), then authenticates and connects.
+    pub async fn connect(mut self) -> Result<Connected, SessionError> {
+        loop {
+            match self.events.next().await {
+                Some(Event::PeerJoined { .. }) => break,
+                Some(Event::Closed { reason }) => {
+                    return Err(ClientError::Closed(reason).into());
+                }
+                Some(_) => {}
+                None => return Err(ClientError::Closed("events ended".into()).into()),
+            }
+        }
+        let mut channel = Channel {
+            client: self.client,
+            events: self.events,
+            room: self.room,
+            timeout: self.options.step_timeout,
+        };
+        let keys = channel.authenticate(&self.code, Role::Sender).await?;
+        webrtc_link::offer(channel, keys, &self.options).await
+    }
+}
+
+/// The receiver's side: joins the code's room, authenticates and connects.
+pub async fn receive(
+    options: SessionOptions,
+    code: &TransferCode,
+) -> Result<Connected, SessionError> {
+    let (client, mut events) = connect(&options).await?;
+    let room = RoomId::nameplate(code.nameplate());
+    let members = client.join(&room).await?;
+    if members < 2 {
+        // Nobody is there yet (the sender went away, or the code is mistyped): wait for a while.
+        let arrived = tokio::time::timeout(options.step_timeout, async {
+            loop {
+                match events.next().await {
+                    Some(Event::PeerJoined { .. }) => return Ok(()),
+                    Some(Event::Closed { reason }) => return Err(ClientError::Closed(reason)),
+                    Some(_) => {}
+                    None => return Err(ClientError::Closed("events ended".into())),
+                }
+            }
+        })
+        .await
+        .map_err(|_| SessionError::Timeout("waiting for the sender: is the code right?"))?;
+        arrived?;
+    }
+    let mut channel = Channel {
+        client,
+        events,
+        room,
+        timeout: options.step_timeout,
+    };
+    let keys = channel.authenticate(code, Role::Receiver).await?;
+    webrtc_link::answer(channel, keys, &options).await
+}
+
+async fn connect(
+    options: &SessionOptions,
+) -> Result<(SignalingClient, ClientEvents), SessionError> {
+    let client_options = ClientOptions {
+        connect_timeout: options.step_timeout,
+        ..ClientOptions::default()
+    };
+    Ok(SignalingClient::connect(&options.signaling_url, client_options).await?)
+}
+
+/// The room, as a message pipe to the peer.
+struct Channel {
+    client: SignalingClient,
+    events: ClientEvents,
+    room: RoomId,
+    timeout: Duration,
+}
+
+const PAKE_PREFIX: &str = "pake ";
+
+impl Channel {
+    async fn send(&self, payload: String) -> Result<(), SessionError> {
+        Ok(self.client.send(&self.room, payload).await?)
+    }
+
+    /// The peer's next payload.
+    async fn next(&mut self, doing: &'static str) -> Result<String, SessionError> {
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, async {
+            loop {
+                match self.events.next().await {
+                    Some(Event::Message { room, payload }) if room == self.room => {
+                        return Ok(payload);
+                    }
+                    Some(Event::PeerLeft { .. }) => return Err(SessionError::PeerLeft),
+                    Some(Event::Closed { reason }) => {
+                        return Err(ClientError::Closed(reason).into());
+                    }
+                    Some(_) => {}
+                    None => return Err(ClientError::Closed("events ended".into()).into()),
+                }
+            }
+        })
+        .await
+        .map_err(|_| SessionError::Timeout(doing))?
+    }
+
+    /// SPAKE2 over the room, then key confirmation both ways.
+    async fn authenticate(
+        &mut self,
+        code: &TransferCode,
+        role: Role,
+    ) -> Result<SessionKeys, SessionError> {
+        let (handshake, message) = Handshake::start(code, role);
+        self.send(format!("{PAKE_PREFIX}{}", URL_SAFE_NO_PAD.encode(message)))
+            .await?;
+        let reply = self.next("waiting for the peer's key exchange").await?;
+        let peer = reply
+            .strip_prefix(PAKE_PREFIX)
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .ok_or_else(|| SessionError::Protocol("expected the key-exchange message".into()))?;
+        let mut keys = handshake.finish(&peer)?;
+        self.send(keys.confirmation()?).await?;
+        let confirmation = self.next("waiting for the peer's key confirmation").await?;
+        keys.check_confirmation(&confirmation)?;
+        Ok(keys)
+    }
+
+    async fn close(self) {
+        self.client.close().await;
+    }
+}

@@ -1,0 +1,243 @@
+//! The WebRTC half of a session: a peer connection, one reliable ordered data channel, and the SDP
+//! offer and answer exchanged sealed through the room.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+};
+
+use super::{Channel, Connected, SessionError, SessionOptions};
+use crate::code::{Opener, Sealer, SessionKeys};
+
+/// The data channel's label.
+const LABEL: &str = "p2phost";
+
+/// Forwards the connection's events to the session.
+struct Handler {
+    gathered: mpsc::Sender<()>,
+    failed: mpsc::Sender<()>,
+    channels: mpsc::Sender<Arc<dyn DataChannel>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(%state, "peer connection state");
+        if state == RTCPeerConnectionState::Failed {
+            let _ = self.failed.try_send(());
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // This runs inside the connection's event loop: hand the channel over, nothing more.
+        let _ = self.channels.try_send(channel);
+    }
+}
+
+struct Link {
+    peer_connection: Arc<dyn PeerConnection>,
+    gathered: mpsc::Receiver<()>,
+    failed: mpsc::Receiver<()>,
+    channels: mpsc::Receiver<Arc<dyn DataChannel>>,
+}
+
+fn webrtc_error(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> SessionError {
+    move |e| SessionError::WebRtc(format!("{context}: {e}"))
+}
+
+async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
+    let (gathered_tx, gathered) = mpsc::channel(1);
+    let (failed_tx, failed) = mpsc::channel(1);
+    let (channels_tx, channels) = mpsc::channel(4);
+    let mut configuration = RTCConfigurationBuilder::new();
+    if !options.ice_servers.is_empty() {
+        configuration = configuration.with_ice_servers(vec![RTCIceServer {
+            urls: options.ice_servers.clone(),
+            ..Default::default()
+        }]);
+    }
+    let peer_connection = PeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
+        .with_handler(Arc::new(Handler {
+            gathered: gathered_tx,
+            failed: failed_tx,
+            channels: channels_tx,
+        }))
+        .with_udp_addrs(options.bind.clone())
+        .build()
+        .await
+        .map_err(webrtc_error("creating the peer connection"))?;
+    Ok(Link {
+        peer_connection: Arc::new(peer_connection),
+        gathered,
+        failed,
+        channels,
+    })
+}
+
+impl Link {
+    /// Waits for ICE gathering, then returns the local description with every candidate in it.
+    async fn gathered_description(
+        &mut self,
+        options: &SessionOptions,
+    ) -> Result<RTCSessionDescription, SessionError> {
+        tokio::time::timeout(options.step_timeout, self.gathered.recv())
+            .await
+            .map_err(|_| SessionError::Timeout("gathering network candidates"))?;
+        self.peer_connection
+            .local_description()
+            .await
+            .ok_or_else(|| SessionError::WebRtc("no local description after gathering".into()))
+    }
+}
+
+async fn send_description(
+    channel: &Channel,
+    sealer: &mut Sealer,
+    description: &RTCSessionDescription,
+) -> Result<(), SessionError> {
+    let json = serde_json::to_vec(description)
+        .map_err(|e| SessionError::WebRtc(format!("encoding the description: {e}")))?;
+    channel.send(sealer.seal(&json)?).await
+}
+
+async fn receive_description(
+    channel: &mut Channel,
+    opener: &mut Opener,
+    expected: RTCSdpType,
+    doing: &'static str,
+) -> Result<RTCSessionDescription, SessionError> {
+    let sealed = channel.next(doing).await?;
+    let description: RTCSessionDescription = serde_json::from_slice(&opener.open(&sealed)?)
+        .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))?;
+    if description.sdp_type != expected {
+        return Err(SessionError::Protocol(format!(
+            "expected an SDP {expected}, got {}",
+            description.sdp_type
+        )));
+    }
+    Ok(description)
+}
+
+/// Waits until `channel` reports open, or the connection fails.
+async fn wait_open(
+    link: &mut Link,
+    channel: &Arc<dyn DataChannel>,
+    options: &SessionOptions,
+) -> Result<(), SessionError> {
+    let open = async {
+        loop {
+            tokio::select! {
+                event = channel.poll() => match event {
+                    Some(DataChannelEvent::OnOpen) => return Ok(()),
+                    Some(DataChannelEvent::OnClose) | None => {
+                        return Err(SessionError::WebRtc("the data channel closed before opening".into()));
+                    }
+                    Some(_) => {}
+                },
+                _ = link.failed.recv() => {
+                    return Err(SessionError::WebRtc(
+                        "the peer connection failed: no network path between the peers (a TURN server may be needed)".into(),
+                    ));
+                }
+            }
+        }
+    };
+    tokio::time::timeout(options.step_timeout, open)
+        .await
+        .map_err(|_| SessionError::Timeout("opening the data channel"))?
+}
+
+/// The sender's side: makes the offer.
+pub(super) async fn offer(
+    mut channel: Channel,
+    keys: SessionKeys,
+    options: &SessionOptions,
+) -> Result<Connected, SessionError> {
+    let verification = keys.verification().to_owned();
+    let (mut sealer, mut opener) = keys.split();
+    let mut link = build(options).await?;
+    let pc = Arc::clone(&link.peer_connection);
+    // The channel must exist before the offer, so the offer negotiates SCTP.
+    let data = pc
+        .create_data_channel(LABEL, None)
+        .await
+        .map_err(webrtc_error("creating the data channel"))?;
+    let offer = pc
+        .create_offer(None)
+        .await
+        .map_err(webrtc_error("creating the offer"))?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(webrtc_error("setting the offer"))?;
+    let local = link.gathered_description(options).await?;
+    send_description(&channel, &mut sealer, &local).await?;
+    let answer = receive_description(
+        &mut channel,
+        &mut opener,
+        RTCSdpType::Answer,
+        "waiting for the answer",
+    )
+    .await?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(webrtc_error("applying the answer"))?;
+    wait_open(&mut link, &data, options).await?;
+    channel.close().await;
+    Ok(Connected {
+        channel: data,
+        peer_connection: pc,
+        verification,
+    })
+}
+
+/// The receiver's side: answers the offer.
+pub(super) async fn answer(
+    mut channel: Channel,
+    keys: SessionKeys,
+    options: &SessionOptions,
+) -> Result<Connected, SessionError> {
+    let verification = keys.verification().to_owned();
+    let (mut sealer, mut opener) = keys.split();
+    let mut link = build(options).await?;
+    let pc = Arc::clone(&link.peer_connection);
+    let offer = receive_description(
+        &mut channel,
+        &mut opener,
+        RTCSdpType::Offer,
+        "waiting for the offer",
+    )
+    .await?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(webrtc_error("applying the offer"))?;
+    let answer = pc
+        .create_answer(None)
+        .await
+        .map_err(webrtc_error("creating the answer"))?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(webrtc_error("setting the answer"))?;
+    let local = link.gathered_description(options).await?;
+    send_description(&channel, &mut sealer, &local).await?;
+    let data = tokio::time::timeout(options.step_timeout, link.channels.recv())
+        .await
+        .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
+        .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?;
+    channel.close().await;
+    Ok(Connected {
+        channel: data,
+        peer_connection: pc,
+        verification,
+    })
+}

@@ -1,0 +1,11 @@
+//! The host's integration tests: real sockets, a real signaling server, real WebRTC.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod corpus;
+mod session;

@@ -12,10 +12,12 @@
 //!   file unless told to, and resumed from the last verified chunk group.
 //! - [`session`]: two peers meeting on the signaling server, authenticating with the code, and
 //!   opening a WebRTC data channel whose offer and answer travel sealed.
+//! - [`oneshot`]: `send` and `receive`, the session and the peer protocol put together.
 //! - [`transfer`]: the peer protocol over the data channel, as sans-IO state machines for the
 //!   sending and the receiving side, and its wire frames.
 
 pub mod code;
+pub mod oneshot;
 pub mod session;
 pub mod store;
 pub mod transfer;

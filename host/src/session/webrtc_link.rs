@@ -13,6 +13,9 @@ use webrtc::peer_connection::{
 use super::{Channel, Connected, SessionError, SessionOptions};
 use crate::code::{Opener, Sealer, SessionKeys};
 
+/// Bytes queued in the data channel before `send` waits.
+const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
+
 /// The data channel's label.
 const LABEL: &str = "p2phost";
 
@@ -74,6 +77,8 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
             channels: channels_tx,
         }))
         .with_udp_addrs(options.bind.clone())
+        // Bounds memory: `send` waits once this much is queued (unbounded by default).
+        .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
         .build()
         .await
         .map_err(webrtc_error("creating the peer connection"))?;

@@ -7,5 +7,6 @@
     unreachable_pub
 )]
 
+mod cli;
 mod corpus;
 mod session;

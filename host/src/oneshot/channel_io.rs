@@ -1,0 +1,111 @@
+//! The data channel as a frame pipe: a task keeps polling its events (webrtc-rs stalls a channel
+//! whose events are not drained) and forwards incoming frames; sends wait while the send buffer is
+//! full.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+
+use super::OneshotError;
+use crate::transfer::frames::encode_control;
+use crate::transfer::{Control, Frame, FrameDecoder};
+
+use super::MAX_FRAME;
+
+pub(crate) struct FramePipe {
+    channel: Arc<dyn DataChannel>,
+    incoming: mpsc::Receiver<Vec<u8>>,
+    decoder: FrameDecoder,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl FramePipe {
+    pub(crate) fn new(channel: Arc<dyn DataChannel>) -> Self {
+        let (frames, incoming) = mpsc::channel(256);
+        let polled = Arc::clone(&channel);
+        let poller = tokio::spawn(async move {
+            while let Some(event) = polled.poll().await {
+                let delivered = match event {
+                    DataChannelEvent::OnMessage(message) => {
+                        frames.send(message.data.to_vec()).await.is_ok()
+                    }
+                    DataChannelEvent::OnClose => false,
+                    _ => true,
+                };
+                if !delivered {
+                    break;
+                }
+            }
+        });
+        Self {
+            channel,
+            incoming,
+            decoder: FrameDecoder::default(),
+            poller,
+        }
+    }
+
+    /// Sends raw frame bytes; waits while the send buffer is full.
+    pub(crate) async fn send_frame(&self, frame: Vec<u8>) -> Result<(), OneshotError> {
+        self.channel
+            .send(BytesMut::from(&frame[..]))
+            .await
+            .map_err(|e| OneshotError::Channel(format!("send failed: {e}")))
+    }
+
+    pub(crate) async fn send_control(&self, message: &Control) -> Result<(), OneshotError> {
+        for frame in encode_control(message, MAX_FRAME) {
+            self.send_frame(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// The next whole frame from the peer.
+    pub(crate) async fn next(&mut self) -> Result<Frame, OneshotError> {
+        loop {
+            let bytes =
+                self.incoming.recv().await.ok_or_else(|| {
+                    OneshotError::Channel("the peer closed the connection".into())
+                })?;
+            if let Some(frame) = self
+                .decoder
+                .decode(&bytes)
+                .map_err(|e| OneshotError::Transfer(e.into()))?
+            {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// The next whole frame if one has arrived, without waiting.
+    pub(crate) fn try_next(&mut self) -> Result<Option<Frame>, OneshotError> {
+        while let Ok(bytes) = self.incoming.try_recv() {
+            if let Some(frame) = self
+                .decoder
+                .decode(&bytes)
+                .map_err(|e| OneshotError::Transfer(e.into()))?
+            {
+                return Ok(Some(frame));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until what was sent has left, as far as the channel tells (bounded by `timeout`).
+    pub(crate) async fn flush(&self, timeout: std::time::Duration) {
+        let _ = tokio::time::timeout(timeout, async {
+            while self.channel.outstanding_bytes().await.unwrap_or(0) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for FramePipe {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}

@@ -1,0 +1,69 @@
+//! One-off transfers, `p2phost send` and `p2phost receive`: a session, then the peer protocol
+//! driven over its data channel, reading files on one side and writing `.part` files on the other.
+
+mod channel_io;
+mod receive;
+mod send;
+
+pub use receive::{ReceiveReport, receive};
+pub use send::{SendReport, send};
+
+use crate::code::PakeError;
+use crate::session::SessionError;
+use crate::store::{ScanError, StoreError};
+use crate::transfer::TransferError;
+
+/// Largest frame on the data channel: the SCTP message size every WebRTC peer accepts (RFC 8841).
+pub const MAX_FRAME: usize = 64 * 1024;
+/// File bytes per chunk frame: a frame's worth less the chunk header.
+pub const CHUNK_SIZE: u32 = (MAX_FRAME - crate::transfer::frames::chunk_overhead()) as u32;
+/// Bytes per hashed chunk group: the unit of resume and of early corruption checks.
+pub const GROUP_SIZE: u64 = 1024 * 1024;
+
+/// Why a one-off transfer failed; [`OneshotError::exit_code`] maps it to the process's exit status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OneshotError {
+    /// Reaching the peer failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// The peer protocol failed.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// Reading the inputs failed.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// Writing a file failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data channel failed or closed early.
+    #[error("the connection to the peer broke: {0}")]
+    Channel(String),
+    /// The user did not accept the offer.
+    #[error("the offer was refused: {0}")]
+    Refused(String),
+}
+
+impl OneshotError {
+    /// The exit status for this failure (documented in the README).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Session(SessionError::Pake(PakeError::WrongCode) | SessionError::Seal(_)) => 3,
+            Self::Refused(_) | Self::Transfer(TransferError::Declined(_)) => 4,
+            Self::Scan(_) | Self::Store(_) => 5,
+            Self::Session(_) | Self::Channel(_) => 6,
+            Self::Transfer(_) => 7,
+        }
+    }
+
+    /// A short machine-readable name, for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self.exit_code() {
+            3 => "wrong_code",
+            4 => "refused",
+            5 => "io",
+            6 => "connection",
+            _ => "protocol",
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `p2phost receive`: take the offer, write `.part` files, verify, rename, confirm.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::OneshotError;
+use super::channel_io::FramePipe;
+use crate::code::TransferCode;
+use crate::session::{self, SessionOptions};
+use crate::store::PartFile;
+use crate::transfer::{Control, Receiver, ReceiverEvent, TransferError, ValidManifest};
+
+/// What a finished receive did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveReport {
+    /// Files stored.
+    pub files: u64,
+    /// File bytes in the offer.
+    pub bytes: u64,
+    /// File bytes that came over the data channel (less when resumed).
+    pub wire_bytes: u64,
+    /// Seconds from acceptance to the last file stored.
+    pub seconds: f64,
+    /// Where the files are.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Receives the transfer of `code` into `out`. `decide` sees the validated offer and says whether
+/// to take it (`Err(reason)` declines).
+pub async fn receive(
+    options: SessionOptions,
+    code: &TransferCode,
+    out: &Path,
+    overwrite: bool,
+    decide: impl FnOnce(&ValidManifest) -> Result<(), String>,
+) -> Result<ReceiveReport, OneshotError> {
+    let link = session::receive(options, code).await?;
+    let mut pipe = FramePipe::new(link.channel);
+    let (mut receiver, hello) = Receiver::new();
+    pipe.send_control(&hello).await?;
+    let mut run = Run {
+        parts: Vec::new(),
+        paths: Vec::new(),
+        total: 0,
+        started: Instant::now(),
+        decide: Some(decide),
+        out,
+        overwrite,
+    };
+    let result = run.drive(&mut receiver, &mut pipe).await;
+    if let Err(e) = &result {
+        let peer_spoke = matches!(e, OneshotError::Transfer(TransferError::Peer { .. }));
+        if !peer_spoke {
+            let message = Control::Error {
+                kind: e.kind().into(),
+                message: e.to_string(),
+            };
+            let _ = pipe.send_control(&message).await;
+            pipe.flush(Duration::from_secs(2)).await;
+        }
+    }
+    let _ = link.peer_connection.close().await;
+    result?;
+    Ok(ReceiveReport {
+        files: run.paths.len() as u64,
+        bytes: run.total,
+        wire_bytes: receiver.received_bytes(),
+        seconds: run.started.elapsed().as_secs_f64(),
+        paths: run.paths,
+    })
+}
+
+struct Run<'a, D> {
+    parts: Vec<Option<PartFile>>,
+    paths: Vec<PathBuf>,
+    total: u64,
+    started: Instant,
+    decide: Option<D>,
+    out: &'a Path,
+    overwrite: bool,
+}
+
+impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
+    async fn drive(
+        &mut self,
+        receiver: &mut Receiver,
+        pipe: &mut FramePipe,
+    ) -> Result<(), OneshotError> {
+        loop {
+            let frame = pipe.next().await?;
+            let mut pending: std::collections::VecDeque<ReceiverEvent> =
+                receiver.handle(frame)?.into();
+            while let Some(event) = pending.pop_front() {
+                match event {
+                    ReceiverEvent::Offer(manifest) => {
+                        let decide = self
+                            .decide
+                            .take()
+                            .ok_or_else(|| OneshotError::Channel("a second offer".into()))?;
+                        if let Err(reason) = decide(&manifest) {
+                            pipe.send_control(&receiver.decline(reason.clone())).await?;
+                            pipe.flush(Duration::from_secs(2)).await;
+                            return Err(OneshotError::Refused(reason));
+                        }
+                        let (accept, whole) = self.accept(receiver, &manifest)?;
+                        pipe.send_control(&accept).await?;
+                        pending.extend(whole);
+                    }
+                    ReceiverEvent::Data { file, offset, data } => {
+                        let part = self.part(file)?;
+                        part.write(offset, &data)?;
+                    }
+                    ReceiverEvent::FileComplete(file) => {
+                        let part =
+                            self.parts
+                                .get_mut(file)
+                                .and_then(Option::take)
+                                .ok_or_else(|| {
+                                    OneshotError::Channel(format!("file {file} completed twice"))
+                                })?;
+                        self.paths.push(part.finish()?);
+                    }
+                    ReceiverEvent::Finished => {
+                        pipe.send_control(&receiver.received()).await?;
+                        pipe.flush(Duration::from_secs(5)).await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn part(&mut self, file: usize) -> Result<&mut PartFile, OneshotError> {
+        self.parts
+            .get_mut(file)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| {
+                OneshotError::Channel(format!("data for file {file}, which is not open"))
+            })
+    }
+
+    /// Creates the folders, opens every `.part` file and answers with the resume offsets.
+    fn accept(
+        &mut self,
+        receiver: &mut Receiver,
+        manifest: &ValidManifest,
+    ) -> Result<(Control, Vec<ReceiverEvent>), OneshotError> {
+        for dir in &manifest.dirs {
+            let path = dir.under(self.out);
+            std::fs::create_dir_all(&path)
+                .map_err(|source| crate::store::StoreError::Io { path, source })?;
+        }
+        let mut offsets = Vec::with_capacity(manifest.files.len());
+        for file in &manifest.files {
+            let (part, offset) = PartFile::open(
+                self.out,
+                &file.path,
+                file.size,
+                file.groups.clone(),
+                file.hash,
+                self.overwrite,
+            )?;
+            self.parts.push(Some(part));
+            offsets.push(offset);
+        }
+        self.total = manifest.total_bytes;
+        self.started = Instant::now();
+        Ok(receiver.accept(offsets)?)
+    }
+}

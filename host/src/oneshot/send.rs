@@ -1,0 +1,146 @@
+//! `p2phost send`: offer files, stream them, wait for the receiver's word that all is stored.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::channel_io::FramePipe;
+use super::{CHUNK_SIZE, GROUP_SIZE, OneshotError};
+use crate::code::TransferCode;
+use crate::session::{SenderRendezvous, SessionOptions};
+use crate::store::{Scan, scan};
+use crate::transfer::frames::encode_chunk;
+use crate::transfer::{Control, Frame, Sender, SenderEvent, TransferError};
+
+/// What a finished send did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendReport {
+    /// Files the receiver stored.
+    pub files: u64,
+    /// File bytes in the offer.
+    pub bytes: u64,
+    /// File bytes put on the data channel (less than `bytes` when the receiver resumed).
+    pub wire_bytes: u64,
+    /// Seconds from the receiver's acceptance to its confirmation.
+    pub seconds: f64,
+    /// Inputs left out (links, special files).
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
+/// Sends `inputs`: `show_code` gets the code as soon as there is one.
+pub async fn send(
+    options: SessionOptions,
+    inputs: &[PathBuf],
+    words: usize,
+    show_code: impl FnOnce(&TransferCode),
+) -> Result<SendReport, OneshotError> {
+    let found: Scan = scan(inputs)?;
+    let manifest = found.manifest(CHUNK_SIZE, GROUP_SIZE)?;
+    let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let sources: Vec<PathBuf> = found.files.iter().map(|f| f.source.clone()).collect();
+    let rendezvous = SenderRendezvous::open(options, words).await?;
+    show_code(rendezvous.code());
+    let link = rendezvous.connect().await?;
+    let mut pipe = FramePipe::new(link.channel);
+
+    let (mut sender, first) = Sender::new(manifest);
+    for message in &first {
+        pipe.send_control(message).await?;
+    }
+    let mut open: Option<(u32, File)> = None;
+    let mut started = Instant::now();
+    let outcome = loop {
+        // What the receiver sent so far, without waiting.
+        match pipe.try_next() {
+            Ok(Some(frame)) => match on_frame(&mut sender, frame, &mut started) {
+                Ok(Some(files)) => break Ok(files),
+                Ok(None) => continue,
+                Err(e) => break Err(e),
+            },
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(plan) = sender.next_chunk() {
+            let data = read_chunk(&sources, &mut open, plan.file, plan.offset, plan.len)?;
+            pipe.send_frame(encode_chunk(plan.file, plan.offset, 0, &data))
+                .await?;
+        } else if let Some(done) = sender.done() {
+            pipe.send_control(&done).await?;
+        } else {
+            // Nothing to send until the receiver answers.
+            let frame = pipe.next().await?;
+            match on_frame(&mut sender, frame, &mut started) {
+                Ok(Some(files)) => break Ok(files),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        }
+    };
+    let files = match outcome {
+        Ok(files) => files,
+        Err(e) => {
+            if !matches!(e, TransferError::Peer { .. } | TransferError::Declined(_)) {
+                let _ = pipe
+                    .send_control(&Control::Error {
+                        kind: "protocol".into(),
+                        message: e.to_string(),
+                    })
+                    .await;
+            }
+            return Err(e.into());
+        }
+    };
+    let report = SendReport {
+        files,
+        bytes: total,
+        wire_bytes: sender.planned_bytes(),
+        seconds: started.elapsed().as_secs_f64(),
+        skipped: found.skipped,
+    };
+    let _ = link.peer_connection.close().await;
+    Ok(report)
+}
+
+/// Feeds a frame to the sender; `Some(files)` once the receiver confirmed everything.
+fn on_frame(
+    sender: &mut Sender,
+    frame: Frame,
+    started: &mut Instant,
+) -> Result<Option<u64>, TransferError> {
+    match sender.handle(frame)? {
+        SenderEvent::Accepted { .. } => {
+            *started = Instant::now();
+            Ok(None)
+        }
+        SenderEvent::Completed { files, .. } => Ok(Some(files)),
+        _ => Ok(None),
+    }
+}
+
+fn read_chunk(
+    sources: &[PathBuf],
+    open: &mut Option<(u32, File)>,
+    file: u32,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, OneshotError> {
+    let path = sources
+        .get(file as usize)
+        .ok_or_else(|| OneshotError::Channel(format!("no file {file}")))?;
+    let io = |source| crate::store::ScanError::Io {
+        path: path.clone(),
+        source,
+    };
+    if open.as_ref().is_none_or(|(index, _)| *index != file) {
+        *open = Some((file, File::open(path).map_err(io)?));
+    }
+    let Some((_, handle)) = open.as_mut() else {
+        return Err(OneshotError::Channel("file handle lost".into()));
+    };
+    handle.seek(SeekFrom::Start(offset)).map_err(io)?;
+    let mut data = vec![0u8; len];
+    // A file that shrank since it was hashed fails here; one that changed fails the receiver's hash check.
+    handle.read_exact(&mut data).map_err(io)?;
+    Ok(data)
+}

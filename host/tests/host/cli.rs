@@ -1,0 +1,242 @@
+//! `p2phost send` and `p2phost receive` as a user runs them: two processes, a real signaling server
+//! on loopback, real files.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use p2p_signaling::{ServerConfig, SignalingServer};
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2phost");
+
+struct Servers {
+    url: String,
+    stun: String,
+}
+
+async fn signaling() -> Servers {
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..ServerConfig::default()
+    };
+    config.stun.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = SignalingServer::bind(&config).await.unwrap();
+    let servers = Servers {
+        url: server.url(),
+        stun: format!("stun:{}", server.stun_addr().unwrap()),
+    };
+    tokio::spawn(server.run(std::future::pending()));
+    servers
+}
+
+/// Starts `p2phost send --json PATHS` and returns it with its code.
+fn send(servers: &Servers, paths: &[&Path]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "send",
+            "--json",
+            "--server",
+            &servers.url,
+            "--stun",
+            &servers.stun,
+        ])
+        .args(paths)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["event"], "code", "{first}");
+    (child, event["code"].as_str().unwrap().to_owned())
+}
+
+fn receive(servers: &Servers, out: &Path, code: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "receive",
+            "--json",
+            "--yes",
+            "--server",
+            &servers.url,
+            "--stun",
+            &servers.stun,
+        ])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .arg(code)
+        .output()
+        .unwrap()
+}
+
+fn finish(child: Child) -> (i32, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+fn last_event(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default()
+}
+
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                found.push((format!("{name}/"), Vec::new()));
+                stack.push(path);
+            } else {
+                found.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn sample_folder(root: &Path) -> std::path::PathBuf {
+    let folder = root.join("photos");
+    std::fs::create_dir_all(folder.join("2026/empty")).unwrap();
+    std::fs::write(folder.join("zero"), b"").unwrap();
+    std::fs::write(folder.join("one"), b"1").unwrap();
+    std::fs::write(folder.join("2026/ünï ✓.txt"), "unicode names").unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(folder.join("big.bin"), big).unwrap();
+    for i in 0..50 {
+        std::fs::write(
+            folder.join(format!("2026/small-{i:02}.txt")),
+            format!("file {i}"),
+        )
+        .unwrap();
+    }
+    folder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_goes_across_identical() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = sample_folder(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+
+    let (sender, code) = send(&servers, &[&folder]);
+    let received = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            receive(
+                &Servers {
+                    url: servers.url,
+                    stun: servers.stun,
+                },
+                &out,
+                &code,
+                &[],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        received.status.success(),
+        "{}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    let (status, stdout) = finish(sender);
+    assert_eq!(status, 0, "{stdout}");
+    let done = last_event(&stdout);
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["files"], 54);
+    assert_eq!(done["wire_bytes"], done["bytes"]);
+    assert_eq!(tree(&out.join("photos")), tree(&folder));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_code_fails_both_and_writes_nothing() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = sample_folder(dir.path());
+    let out = dir.path().join("out");
+    let (sender, code) = send(&servers, &[&folder]);
+    let nameplate = code.split('-').next().unwrap().to_owned();
+    let wrong = if code.ends_with("-aardvark-adroitness") {
+        format!("{nameplate}-absurd-adroitness")
+    } else {
+        format!("{nameplate}-aardvark-adroitness")
+    };
+    let received = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            receive(
+                &Servers {
+                    url: servers.url,
+                    stun: servers.stun,
+                },
+                &out,
+                &wrong,
+                &[],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(received.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&received.stderr).contains("wrong code"));
+    let (status, stdout) = finish(sender);
+    assert_eq!(status, 3, "{stdout}");
+    assert_eq!(last_event(&stdout)["kind"], "wrong_code");
+    assert!(!out.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_file_is_left_alone_without_overwrite() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, b"new version").unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("report.txt"), b"original").unwrap();
+
+    let (sender, code) = send(&servers, &[&file]);
+    let received = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            receive(
+                &Servers {
+                    url: servers.url,
+                    stun: servers.stun,
+                },
+                &out,
+                &code,
+                &[],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(received.status.code(), Some(5));
+    let stderr = String::from_utf8_lossy(&received.stderr);
+    assert!(
+        stderr.contains("report.txt") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_ne!(finish(sender).0, 0);
+    assert_eq!(std::fs::read(out.join("report.txt")).unwrap(), b"original");
+}

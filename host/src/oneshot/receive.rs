@@ -145,6 +145,10 @@ impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
         receiver: &mut Receiver,
         manifest: &ValidManifest,
     ) -> Result<(Control, Vec<ReceiverEvent>), OneshotError> {
+        std::fs::create_dir_all(self.out).map_err(|source| crate::store::StoreError::Io {
+            path: self.out.to_path_buf(),
+            source,
+        })?;
         for dir in &manifest.dirs {
             let path = dir.under(self.out);
             std::fs::create_dir_all(&path)

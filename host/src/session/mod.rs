@@ -15,6 +15,7 @@
 //!
 //! The server sees the nameplate, the PAKE messages (useless without the words) and ciphertext.
 
+mod tuned_runtime;
 mod webrtc_link;
 
 use std::sync::Arc;

@@ -8,13 +8,20 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
+use super::tuned_runtime::TunedRuntime;
 use super::{Channel, Connected, SessionError, SessionOptions};
 use crate::code::{Opener, Sealer, SessionKeys};
 
 /// Bytes queued in the data channel before `send` waits.
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// SCTP receive window.
+const SCTP_RECEIVE_BUFFER: u32 = 4 * 1024 * 1024;
+/// SCTP packet size: fits a 1500-byte path with the DTLS, UDP and IP headers.
+const SCTP_MTU: u32 = 1400;
 
 /// The data channel's label.
 const LABEL: &str = "p2phost";
@@ -69,8 +76,16 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
             ..Default::default()
         }]);
     }
+    // DESIGN §9: with a 4 MiB SCTP receive window and 1400-byte SCTP packets the channel runs
+    // several times faster on loopback than with the defaults.
+    let settings = SettingEngineBuilder::new()
+        .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_BUFFER)
+        .with_sctp_mtu(SCTP_MTU)
+        .build();
     let peer_connection = PeerConnectionBuilder::new()
         .with_configuration(configuration.build())
+        .with_setting_engine(settings)
+        .with_runtime(Arc::new(TunedRuntime::new()))
         .with_handler(Arc::new(Handler {
             gathered: gathered_tx,
             failed: failed_tx,

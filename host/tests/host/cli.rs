@@ -133,8 +133,8 @@ async fn a_folder_goes_across_identical() {
     let servers = signaling().await;
     let dir = tempfile::tempdir().unwrap();
     let folder = sample_folder(dir.path());
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
+    // The receiver creates its --out folder.
+    let out = dir.path().join("new/out");
 
     let (sender, code) = send(&servers, &[&folder]);
     let received = tokio::task::spawn_blocking({

@@ -123,7 +123,8 @@ enum Command {
         reply: oneshot::Sender<Result<ServerMessage, ClientError>>,
     },
     Send(ClientMessage),
-    Close,
+    /// Close after everything queued before; the sender is told when the socket is closed.
+    Close(oneshot::Sender<()>),
 }
 
 /// A connected signaling client; clones share the connection.
@@ -256,9 +257,13 @@ impl SignalingClient {
             .map_err(|_| ClientError::Closed("the connection task has ended".into()))
     }
 
-    /// Closes the connection with a close frame.
+    /// Sends everything queued, closes the connection with a close frame, and returns once it is
+    /// closed (or after a few seconds).
     pub async fn close(&self) {
-        let _ = self.commands.send(Command::Close).await;
+        let (done, closed) = oneshot::channel();
+        if self.commands.send(Command::Close(done)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), closed).await;
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -324,7 +329,12 @@ async fn drive(
                         break e.to_string();
                     }
                 }
-                Some(Command::Close) | None => {
+                Some(Command::Close(done)) => {
+                    let _ = socket.close(None).await;
+                    let _ = done.send(());
+                    break "closed by this client".to_owned();
+                }
+                None => {
                     let _ = socket.close(None).await;
                     break "closed by this client".to_owned();
                 }

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 use super::OneshotError;
 use crate::transfer::frames::encode_control;
@@ -16,13 +17,17 @@ use super::MAX_FRAME;
 
 pub(crate) struct FramePipe {
     channel: Arc<dyn DataChannel>,
+    state: watch::Receiver<RTCPeerConnectionState>,
     incoming: mpsc::Receiver<Vec<u8>>,
     decoder: FrameDecoder,
     poller: tokio::task::JoinHandle<()>,
 }
 
 impl FramePipe {
-    pub(crate) fn new(channel: Arc<dyn DataChannel>) -> Self {
+    pub(crate) fn new(
+        channel: Arc<dyn DataChannel>,
+        state: watch::Receiver<RTCPeerConnectionState>,
+    ) -> Self {
         let (frames, incoming) = mpsc::channel(256);
         let polled = Arc::clone(&channel);
         let poller = tokio::spawn(async move {
@@ -41,18 +46,22 @@ impl FramePipe {
         });
         Self {
             channel,
+            state,
             incoming,
             decoder: FrameDecoder::default(),
             poller,
         }
     }
 
-    /// Sends raw frame bytes; waits while the send buffer is full.
+    /// Sends raw frame bytes; waits while the send buffer is full, unless the peer goes away.
     pub(crate) async fn send_frame(&self, frame: Vec<u8>) -> Result<(), OneshotError> {
-        self.channel
-            .send(BytesMut::from(&frame[..]))
-            .await
-            .map_err(|e| OneshotError::Channel(format!("send failed: {e}")))
+        let mut state = self.state.clone();
+        tokio::select! {
+            sent = self.channel.send(BytesMut::from(&frame[..])) => {
+                sent.map_err(|e| OneshotError::Channel(format!("send failed: {e}")))
+            }
+            gone = peer_gone(&mut state) => Err(gone),
+        }
     }
 
     pub(crate) async fn send_control(&self, message: &Control) -> Result<(), OneshotError> {
@@ -101,6 +110,22 @@ impl FramePipe {
             }
         })
         .await;
+    }
+}
+
+/// Resolves once the connection is disconnected, failed or closed.
+async fn peer_gone(state: &mut watch::Receiver<RTCPeerConnectionState>) -> OneshotError {
+    let gone = |s: &RTCPeerConnectionState| {
+        matches!(
+            s,
+            RTCPeerConnectionState::Disconnected
+                | RTCPeerConnectionState::Failed
+                | RTCPeerConnectionState::Closed
+        )
+    };
+    match state.wait_for(gone).await {
+        Ok(s) => OneshotError::Channel(format!("the peer went away (connection {})", *s)),
+        Err(_) => OneshotError::Channel("the connection ended".into()),
     }
 }
 

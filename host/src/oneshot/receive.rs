@@ -35,7 +35,7 @@ pub async fn receive(
     decide: impl FnOnce(&ValidManifest) -> Result<(), String>,
 ) -> Result<ReceiveReport, OneshotError> {
     let link = session::receive(options, code).await?;
-    let mut pipe = FramePipe::new(link.channel);
+    let mut pipe = FramePipe::new(link.channel, link.state);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
     let mut run = Run {

@@ -42,7 +42,7 @@ pub async fn send(
     let rendezvous = SenderRendezvous::open(options, words).await?;
     show_code(rendezvous.code());
     let link = rendezvous.connect().await?;
-    let mut pipe = FramePipe::new(link.channel);
+    let mut pipe = FramePipe::new(link.channel, link.state);
 
     let (mut sender, first) = Sender::new(manifest);
     for message in &first {

@@ -87,6 +87,8 @@ pub struct Connected {
     pub channel: Arc<dyn DataChannel>,
     /// The peer connection; closing it ends the link.
     pub peer_connection: Arc<dyn PeerConnection>,
+    /// The connection's state as it changes: `Disconnected` or `Failed` once the peer is gone.
+    pub state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>,
     /// The verification string both sides can compare (`--verify`).
     pub verification: String,
 }
@@ -151,7 +153,10 @@ impl SenderRendezvous {
             room: self.room,
             timeout: self.options.step_timeout,
         };
-        let keys = channel.authenticate(&self.code, Role::Sender).await?;
+        let keys = match channel.authenticate(&self.code, Role::Sender).await {
+            Ok(keys) => keys,
+            Err(e) => return Err(channel.fail(e).await),
+        };
         webrtc_link::offer(channel, keys, &self.options).await
     }
 }
@@ -186,7 +191,10 @@ pub async fn receive(
         room,
         timeout: options.step_timeout,
     };
-    let keys = channel.authenticate(code, Role::Receiver).await?;
+    let keys = match channel.authenticate(code, Role::Receiver).await {
+        Ok(keys) => keys,
+        Err(e) => return Err(channel.fail(e).await),
+    };
     webrtc_link::answer(channel, keys, &options).await
 }
 
@@ -260,5 +268,12 @@ impl Channel {
 
     async fn close(self) {
         self.client.close().await;
+    }
+
+    /// Ends the room after a failure, once what was sent (such as this side's key confirmation,
+    /// which tells the peer the code was wrong) has left.
+    async fn fail(self, error: SessionError) -> SessionError {
+        self.close().await;
+        error
     }
 }

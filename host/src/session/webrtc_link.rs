@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -30,6 +30,7 @@ const LABEL: &str = "p2phost";
 struct Handler {
     gathered: mpsc::Sender<()>,
     failed: mpsc::Sender<()>,
+    state: watch::Sender<RTCPeerConnectionState>,
     channels: mpsc::Sender<Arc<dyn DataChannel>>,
 }
 
@@ -43,6 +44,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection state");
+        let _ = self.state.send(state);
         if state == RTCPeerConnectionState::Failed {
             let _ = self.failed.try_send(());
         }
@@ -56,6 +58,7 @@ impl PeerConnectionEventHandler for Handler {
 
 struct Link {
     peer_connection: Arc<dyn PeerConnection>,
+    state: watch::Receiver<RTCPeerConnectionState>,
     gathered: mpsc::Receiver<()>,
     failed: mpsc::Receiver<()>,
     channels: mpsc::Receiver<Arc<dyn DataChannel>>,
@@ -69,6 +72,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let (gathered_tx, gathered) = mpsc::channel(1);
     let (failed_tx, failed) = mpsc::channel(1);
     let (channels_tx, channels) = mpsc::channel(4);
+    let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let mut configuration = RTCConfigurationBuilder::new();
     if !options.ice_servers.is_empty() {
         configuration = configuration.with_ice_servers(vec![RTCIceServer {
@@ -89,6 +93,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_handler(Arc::new(Handler {
             gathered: gathered_tx,
             failed: failed_tx,
+            state: state_tx,
             channels: channels_tx,
         }))
         .with_udp_addrs(options.bind.clone())
@@ -99,6 +104,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .map_err(webrtc_error("creating the peer connection"))?;
     Ok(Link {
         peer_connection: Arc::new(peer_connection),
+        state,
         gathered,
         failed,
         channels,
@@ -217,6 +223,7 @@ pub(super) async fn offer(
     Ok(Connected {
         channel: data,
         peer_connection: pc,
+        state: link.state,
         verification,
     })
 }
@@ -258,6 +265,7 @@ pub(super) async fn answer(
     Ok(Connected {
         channel: data,
         peer_connection: pc,
+        state: link.state,
         verification,
     })
 }

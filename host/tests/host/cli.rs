@@ -240,3 +240,92 @@ async fn an_existing_file_is_left_alone_without_overwrite() {
     assert_ne!(finish(sender).0, 0);
     assert_eq!(std::fs::read(out.join("report.txt")).unwrap(), b"original");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_mid_transfer_resumes_with_only_the_rest() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..48_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    let out = dir.path().join("out");
+    let part = out.join("big.bin.part");
+
+    // First attempt: kill -9 the receiver once a few MiB have landed.
+    let (sender, code) = send(&servers, &[&file]);
+    let mut receiver = Command::new(BIN)
+        .args([
+            "receive",
+            "--json",
+            "--yes",
+            "--server",
+            &servers.url,
+            "--stun",
+            &servers.stun,
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg(&code)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < 4 * 1024 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transfer never started"
+        );
+        assert!(
+            receiver.try_wait().unwrap().is_none(),
+            "the receiver finished too fast to be cut"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    receiver.kill().unwrap();
+    receiver.wait().unwrap();
+    let (status, _) = finish(sender);
+    assert_ne!(status, 0, "the sender must notice the receiver is gone");
+    assert!(
+        !out.join("big.bin").exists(),
+        "nothing under the final name after a cut"
+    );
+
+    // Second attempt, new code: only the rest goes over the wire.
+    let (sender, code) = send(&servers, &[&file]);
+    let received = tokio::task::spawn_blocking({
+        let out = out.clone();
+        move || {
+            receive(
+                &Servers {
+                    url: servers.url,
+                    stun: servers.stun,
+                },
+                &out,
+                &code,
+                &[],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        received.status.success(),
+        "{}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    let (status, stdout) = finish(sender);
+    assert_eq!(status, 0, "{stdout}");
+    let done = last_event(&stdout);
+    let wire = done["wire_bytes"].as_u64().unwrap();
+    assert!(
+        wire < data.len() as u64 - 1024 * 1024,
+        "resent {wire} of {} bytes",
+        data.len()
+    );
+    assert!(wire > 0);
+    assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), data);
+    assert!(!part.exists());
+}

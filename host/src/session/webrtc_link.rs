@@ -112,6 +112,22 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
 }
 
 impl Link {
+    /// Leaves the room (its work is done) and hands over the link.
+    async fn connected(
+        self,
+        channel: Channel,
+        data: Arc<dyn DataChannel>,
+        verification: String,
+    ) -> Connected {
+        channel.close().await;
+        Connected {
+            channel: data,
+            peer_connection: self.peer_connection,
+            state: self.state,
+            verification,
+        }
+    }
+
     /// Waits for ICE gathering, then returns the local description with every candidate in it.
     async fn gathered_description(
         &mut self,
@@ -219,13 +235,7 @@ pub(super) async fn offer(
         .await
         .map_err(webrtc_error("applying the answer"))?;
     wait_open(&mut link, &data, options).await?;
-    channel.close().await;
-    Ok(Connected {
-        channel: data,
-        peer_connection: pc,
-        state: link.state,
-        verification,
-    })
+    Ok(link.connected(channel, data, verification).await)
 }
 
 /// The receiver's side: answers the offer.
@@ -261,11 +271,5 @@ pub(super) async fn answer(
         .await
         .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
         .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?;
-    channel.close().await;
-    Ok(Connected {
-        channel: data,
-        peer_connection: pc,
-        state: link.state,
-        verification,
-    })
+    Ok(link.connected(channel, data, verification).await)
 }

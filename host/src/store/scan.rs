@@ -152,17 +152,8 @@ impl Scan {
             let mut reader = File::open(&file.source).map_err(io_error(&file.source))?;
             let (groups, hash) = ChunkGroups::compute(&mut reader, file.size, group_size)
                 .map_err(io_error(&file.source))?;
-            files.push(FileEntry {
-                path: file.path.to_string(),
-                size: file.size,
-                mode: file.mode,
-                hash: hash.to_hex().to_string(),
-                groups: groups
-                    .hashes
-                    .iter()
-                    .map(|h| h.to_hex().to_string())
-                    .collect(),
-            });
+            let path = file.path.to_string();
+            files.push(FileEntry::new(path, file.size, file.mode, &groups, hash));
         }
         Ok(Manifest {
             chunk_size,

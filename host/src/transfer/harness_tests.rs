@@ -30,17 +30,7 @@ impl Source {
                     let (groups, hash) =
                         ChunkGroups::compute(&mut &data[..], data.len() as u64, GROUP)
                             .unwrap_or_else(|e| panic!("{e}"));
-                    FileEntry {
-                        path: path.clone(),
-                        size: data.len() as u64,
-                        mode: 0o644,
-                        hash: hash.to_hex().to_string(),
-                        groups: groups
-                            .hashes
-                            .iter()
-                            .map(|h| h.to_hex().to_string())
-                            .collect(),
-                    }
+                    FileEntry::new(path.clone(), data.len() as u64, 0o644, &groups, hash)
                 })
                 .collect(),
             dirs: self.dirs.clone(),

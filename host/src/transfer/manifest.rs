@@ -45,6 +45,29 @@ pub struct FileEntry {
     pub groups: Vec<String>,
 }
 
+impl FileEntry {
+    /// The entry for a file of `size` bytes whose hashes were computed with [`ChunkGroups::compute`].
+    pub fn new(
+        path: String,
+        size: u64,
+        mode: u32,
+        groups: &ChunkGroups,
+        hash: blake3::Hash,
+    ) -> Self {
+        Self {
+            path,
+            size,
+            mode,
+            hash: hash.to_hex().to_string(),
+            groups: groups
+                .hashes
+                .iter()
+                .map(|h| h.to_hex().to_string())
+                .collect(),
+        }
+    }
+}
+
 /// A manifest whose every field was checked.
 #[derive(Debug, Clone)]
 pub struct ValidManifest {

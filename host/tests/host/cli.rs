@@ -9,6 +9,7 @@ use p2p_signaling::{ServerConfig, SignalingServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_p2phost");
 
+#[derive(Clone)]
 struct Servers {
     url: String,
     stun: String,
@@ -70,6 +71,14 @@ fn receive(servers: &Servers, out: &Path, code: &str, extra: &[&str]) -> std::pr
         .args(extra)
         .arg(code)
         .output()
+        .unwrap()
+}
+
+/// `receive` on a blocking thread, so the in-process signaling server keeps running.
+async fn receive_off_thread(servers: &Servers, out: &Path, code: &str) -> std::process::Output {
+    let (servers, out, code) = (servers.clone(), out.to_path_buf(), code.to_owned());
+    tokio::task::spawn_blocking(move || receive(&servers, &out, &code, &[]))
+        .await
         .unwrap()
 }
 
@@ -137,22 +146,7 @@ async fn a_folder_goes_across_identical() {
     let out = dir.path().join("new/out");
 
     let (sender, code) = send(&servers, &[&folder]);
-    let received = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            receive(
-                &Servers {
-                    url: servers.url,
-                    stun: servers.stun,
-                },
-                &out,
-                &code,
-                &[],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let received = receive_off_thread(&servers, &out, &code).await;
     assert!(
         received.status.success(),
         "{}",
@@ -180,22 +174,7 @@ async fn a_wrong_code_fails_both_and_writes_nothing() {
     } else {
         format!("{nameplate}-aardvark-adroitness")
     };
-    let received = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            receive(
-                &Servers {
-                    url: servers.url,
-                    stun: servers.stun,
-                },
-                &out,
-                &wrong,
-                &[],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let received = receive_off_thread(&servers, &out, &wrong).await;
     assert_eq!(received.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&received.stderr).contains("wrong code"));
     let (status, stdout) = finish(sender);
@@ -215,22 +194,7 @@ async fn an_existing_file_is_left_alone_without_overwrite() {
     std::fs::write(out.join("report.txt"), b"original").unwrap();
 
     let (sender, code) = send(&servers, &[&file]);
-    let received = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            receive(
-                &Servers {
-                    url: servers.url,
-                    stun: servers.stun,
-                },
-                &out,
-                &code,
-                &[],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let received = receive_off_thread(&servers, &out, &code).await;
     assert_eq!(received.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&received.stderr);
     assert!(
@@ -295,22 +259,7 @@ async fn a_receiver_killed_mid_transfer_resumes_with_only_the_rest() {
 
     // Second attempt, new code: only the rest goes over the wire.
     let (sender, code) = send(&servers, &[&file]);
-    let received = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || {
-            receive(
-                &Servers {
-                    url: servers.url,
-                    stun: servers.stun,
-                },
-                &out,
-                &code,
-                &[],
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let received = receive_off_thread(&servers, &out, &code).await;
     assert!(
         received.status.success(),
         "{}",

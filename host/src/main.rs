@@ -37,6 +37,10 @@ struct Common {
     /// Print nothing but errors.
     #[arg(long)]
     quiet: bool,
+    /// Show a verification string once connected; it is the same on both sides unless someone is
+    /// in the middle.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +75,15 @@ enum Command {
 }
 
 impl Common {
+    fn show_verification(&self, verification: &str) {
+        if self.verify {
+            self.say(
+                serde_json::json!({"event": "verify", "string": verification}),
+                || format!("verification: {verification} (the other side must show the same)"),
+            );
+        }
+    }
+
     fn options(&self) -> SessionOptions {
         let host = self
             .server
@@ -162,14 +175,16 @@ fn rate(bytes: u64, seconds: f64) -> String {
 }
 
 async fn send(common: &Common, words: usize, paths: &[PathBuf]) -> Result<(), Failure> {
-    let report = oneshot::send(common.options(), paths, words, |code| {
+    let show_code = |code: &TransferCode| {
         common.say(
             serde_json::json!({"event": "code", "code": code.to_string()}),
             || format!("code: {code}\non the other machine run: p2phost receive {code}"),
         );
-    })
-    .await
-    .map_err(|e| failure(&e))?;
+    };
+    let verify = |verification: &str| common.show_verification(verification);
+    let report = oneshot::send(common.options(), paths, words, show_code, verify)
+        .await
+        .map_err(|e| failure(&e))?;
     for (path, why) in &report.skipped {
         eprintln!(
             "warning: skipped {} ({why})",
@@ -218,7 +233,8 @@ async fn receive(
             Err("the receiver said no".into())
         }
     };
-    let report = oneshot::receive(common.options(), &code, out, overwrite, decide)
+    let verify = |verification: &str| common.show_verification(verification);
+    let report = oneshot::receive(common.options(), &code, out, overwrite, verify, decide)
         .await
         .map_err(|e| failure(&e))?;
     common.say(

@@ -25,16 +25,19 @@ pub struct ReceiveReport {
     pub paths: Vec<PathBuf>,
 }
 
-/// Receives the transfer of `code` into `out`. `decide` sees the validated offer and says whether
-/// to take it (`Err(reason)` declines).
+/// Receives the transfer of `code` into `out`. `connected` gets the verification string once the
+/// peer is authenticated; `decide` sees the validated offer and says whether to take it
+/// (`Err(reason)` declines).
 pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
     out: &Path,
     overwrite: bool,
+    connected: impl FnOnce(&str),
     decide: impl FnOnce(&ValidManifest) -> Result<(), String>,
 ) -> Result<ReceiveReport, OneshotError> {
     let link = session::receive(options, code).await?;
+    connected(&link.verification);
     let mut pipe = FramePipe::new(link.channel, link.state);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;

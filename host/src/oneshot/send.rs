@@ -28,12 +28,14 @@ pub struct SendReport {
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
-/// Sends `inputs`: `show_code` gets the code as soon as there is one.
+/// Sends `inputs`: `show_code` gets the code as soon as there is one, `connected` the verification
+/// string once the peer is authenticated and the data channel is open.
 pub async fn send(
     options: SessionOptions,
     inputs: &[PathBuf],
     words: usize,
     show_code: impl FnOnce(&TransferCode),
+    connected: impl FnOnce(&str),
 ) -> Result<SendReport, OneshotError> {
     let found: Scan = scan(inputs)?;
     let manifest = found.manifest(CHUNK_SIZE, GROUP_SIZE)?;
@@ -42,6 +44,7 @@ pub async fn send(
     let rendezvous = SenderRendezvous::open(options, words).await?;
     show_code(rendezvous.code());
     let link = rendezvous.connect().await?;
+    connected(&link.verification);
     let mut pipe = FramePipe::new(link.channel, link.state);
 
     let (mut sender, first) = Sender::new(manifest);

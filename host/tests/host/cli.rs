@@ -36,6 +36,7 @@ fn send(servers: &Servers, paths: &[&Path]) -> (Child, String) {
         .args([
             "send",
             "--json",
+            "--verify",
             "--server",
             &servers.url,
             "--stun",
@@ -60,6 +61,7 @@ fn receive(servers: &Servers, out: &Path, code: &str, extra: &[&str]) -> std::pr
         .args([
             "receive",
             "--json",
+            "--verify",
             "--yes",
             "--server",
             &servers.url,
@@ -159,6 +161,17 @@ async fn a_folder_goes_across_identical() {
     assert_eq!(done["files"], 54);
     assert_eq!(done["wire_bytes"], done["bytes"]);
     assert_eq!(tree(&out.join("photos")), tree(&folder));
+    // --verify: both sides show the same string.
+    let verification = |stdout: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "verify")
+            .map(|e| e["string"].clone())
+    };
+    let theirs = verification(&String::from_utf8_lossy(&received.stdout));
+    assert!(theirs.is_some());
+    assert_eq!(verification(&stdout), theirs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

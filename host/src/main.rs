@@ -75,6 +75,15 @@ enum Command {
 }
 
 impl Common {
+    /// The closing event (JSON) or summary line (text) of a successful transfer.
+    fn done(&self, verb: &str, files: u64, bytes: u64, wire_bytes: u64, seconds: f64) {
+        self.say(
+            serde_json::json!({"event": "done", "files": files, "bytes": bytes,
+                "wire_bytes": wire_bytes, "seconds": seconds}),
+            || format!("{verb} {files} files, {}", rate(wire_bytes, seconds)),
+        );
+    }
+
     fn show_verification(&self, verification: &str) {
         if self.verify {
             self.say(
@@ -191,16 +200,12 @@ async fn send(common: &Common, words: usize, paths: &[PathBuf]) -> Result<(), Fa
             path.display().to_string().escape_debug()
         );
     }
-    common.say(
-        serde_json::json!({"event": "done", "files": report.files, "bytes": report.bytes,
-            "wire_bytes": report.wire_bytes, "seconds": report.seconds}),
-        || {
-            format!(
-                "sent {} files, {}",
-                report.files,
-                rate(report.wire_bytes, report.seconds)
-            )
-        },
+    common.done(
+        "sent",
+        report.files,
+        report.bytes,
+        report.wire_bytes,
+        report.seconds,
     );
     Ok(())
 }
@@ -237,16 +242,12 @@ async fn receive(
     let report = oneshot::receive(common.options(), &code, out, overwrite, verify, decide)
         .await
         .map_err(|e| failure(&e))?;
-    common.say(
-        serde_json::json!({"event": "done", "files": report.files, "bytes": report.bytes,
-            "wire_bytes": report.wire_bytes, "seconds": report.seconds}),
-        || {
-            format!(
-                "received {} files, {}",
-                report.files,
-                rate(report.wire_bytes, report.seconds)
-            )
-        },
+    common.done(
+        "received",
+        report.files,
+        report.bytes,
+        report.wire_bytes,
+        report.seconds,
     );
     Ok(())
 }

@@ -128,6 +128,23 @@ impl Link {
         }
     }
 
+    /// Sets `description` as the local one and, once ICE gathering is done, sends it (with every
+    /// candidate in it) sealed to the peer.
+    async fn publish(
+        &mut self,
+        description: RTCSessionDescription,
+        channel: &Channel,
+        sealer: &mut Sealer,
+        options: &SessionOptions,
+    ) -> Result<(), SessionError> {
+        self.peer_connection
+            .set_local_description(description)
+            .await
+            .map_err(webrtc_error("setting the local description"))?;
+        let local = self.gathered_description(options).await?;
+        send_description(channel, sealer, &local).await
+    }
+
     /// Waits for ICE gathering, then returns the local description with every candidate in it.
     async fn gathered_description(
         &mut self,
@@ -219,11 +236,7 @@ pub(super) async fn offer(
         .create_offer(None)
         .await
         .map_err(webrtc_error("creating the offer"))?;
-    pc.set_local_description(offer)
-        .await
-        .map_err(webrtc_error("setting the offer"))?;
-    let local = link.gathered_description(options).await?;
-    send_description(&channel, &mut sealer, &local).await?;
+    link.publish(offer, &channel, &mut sealer, options).await?;
     let answer = receive_description(
         &mut channel,
         &mut opener,
@@ -262,11 +275,7 @@ pub(super) async fn answer(
         .create_answer(None)
         .await
         .map_err(webrtc_error("creating the answer"))?;
-    pc.set_local_description(answer)
-        .await
-        .map_err(webrtc_error("setting the answer"))?;
-    let local = link.gathered_description(options).await?;
-    send_description(&channel, &mut sealer, &local).await?;
+    link.publish(answer, &channel, &mut sealer, options).await?;
     let data = tokio::time::timeout(options.step_timeout, link.channels.recv())
         .await
         .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?

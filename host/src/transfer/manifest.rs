@@ -202,17 +202,7 @@ mod tests {
     fn entry(path: &str, data: &[u8]) -> FileEntry {
         let (groups, hash) = ChunkGroups::compute(&mut &data[..], data.len() as u64, 65536)
             .unwrap_or_else(|e| panic!("{e}"));
-        FileEntry {
-            path: path.into(),
-            size: data.len() as u64,
-            mode: 0o644,
-            hash: hash.to_hex().to_string(),
-            groups: groups
-                .hashes
-                .iter()
-                .map(|h| h.to_hex().to_string())
-                .collect(),
-        }
+        FileEntry::new(path.into(), data.len() as u64, 0o644, &groups, hash)
     }
 
     fn manifest(files: Vec<FileEntry>, dirs: Vec<&str>) -> Manifest {

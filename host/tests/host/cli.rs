@@ -92,6 +92,18 @@ fn finish(child: Child) -> (i32, String) {
     )
 }
 
+/// Asserts the receiver and the sender both exited 0; returns the sender's stdout.
+fn both_succeeded(received: &std::process::Output, sender: Child) -> String {
+    assert!(
+        received.status.success(),
+        "{}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    let (status, stdout) = finish(sender);
+    assert_eq!(status, 0, "{stdout}");
+    stdout
+}
+
 fn last_event(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default()
 }
@@ -149,13 +161,7 @@ async fn a_folder_goes_across_identical() {
 
     let (sender, code) = send(&servers, &[&folder]);
     let received = receive_off_thread(&servers, &out, &code).await;
-    assert!(
-        received.status.success(),
-        "{}",
-        String::from_utf8_lossy(&received.stderr)
-    );
-    let (status, stdout) = finish(sender);
-    assert_eq!(status, 0, "{stdout}");
+    let stdout = both_succeeded(&received, sender);
     let done = last_event(&stdout);
     assert_eq!(done["event"], "done");
     assert_eq!(done["files"], 54);
@@ -273,13 +279,7 @@ async fn a_receiver_killed_mid_transfer_resumes_with_only_the_rest() {
     // Second attempt, new code: only the rest goes over the wire.
     let (sender, code) = send(&servers, &[&file]);
     let received = receive_off_thread(&servers, &out, &code).await;
-    assert!(
-        received.status.success(),
-        "{}",
-        String::from_utf8_lossy(&received.stderr)
-    );
-    let (status, stdout) = finish(sender);
-    assert_eq!(status, 0, "{stdout}");
+    let stdout = both_succeeded(&received, sender);
     let done = last_event(&stdout);
     let wire = done["wire_bytes"].as_u64().unwrap();
     assert!(

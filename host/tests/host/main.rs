@@ -10,3 +10,4 @@
 mod cli;
 mod corpus;
 mod session;
+mod support;

@@ -78,6 +78,11 @@ impl TransferCode {
         self.nameplate
     }
 
+    /// How many words follow the nameplate (one byte of secret each).
+    pub fn words(&self) -> usize {
+        self.secret.len()
+    }
+
     /// The secret part, as fed to the PAKE (bound to the nameplate).
     pub(crate) fn password(&self) -> String {
         format!(

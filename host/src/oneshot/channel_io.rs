@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
@@ -18,7 +18,7 @@ use super::MAX_FRAME;
 pub(crate) struct FramePipe {
     channel: Arc<dyn DataChannel>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    incoming: mpsc::Receiver<Vec<u8>>,
+    incoming: mpsc::Receiver<Bytes>,
     decoder: FrameDecoder,
     poller: tokio::task::JoinHandle<()>,
 }
@@ -34,7 +34,7 @@ impl FramePipe {
             while let Some(event) = polled.poll().await {
                 let delivered = match event {
                     DataChannelEvent::OnMessage(message) => {
-                        frames.send(message.data.to_vec()).await.is_ok()
+                        frames.send(message.data.freeze()).await.is_ok()
                     }
                     DataChannelEvent::OnClose => false,
                     _ => true,
@@ -54,10 +54,10 @@ impl FramePipe {
     }
 
     /// Sends raw frame bytes; waits while the send buffer is full, unless the peer goes away.
-    pub(crate) async fn send_frame(&self, frame: Vec<u8>) -> Result<(), OneshotError> {
+    pub(crate) async fn send_frame(&self, frame: BytesMut) -> Result<(), OneshotError> {
         let mut state = self.state.clone();
         tokio::select! {
-            sent = self.channel.send(BytesMut::from(&frame[..])) => {
+            sent = self.channel.send(frame) => {
                 sent.map_err(|e| OneshotError::Channel(format!("send failed: {e}")))
             }
             gone = peer_gone(&mut state) => Err(gone),
@@ -66,7 +66,7 @@ impl FramePipe {
 
     pub(crate) async fn send_control(&self, message: &Control) -> Result<(), OneshotError> {
         for frame in encode_control(message, MAX_FRAME) {
-            self.send_frame(frame).await?;
+            self.send_frame(BytesMut::from(&frame[..])).await?;
         }
         Ok(())
     }
@@ -80,7 +80,7 @@ impl FramePipe {
                 })?;
             if let Some(frame) = self
                 .decoder
-                .decode(&bytes)
+                .decode_bytes(bytes)
                 .map_err(|e| OneshotError::Transfer(e.into()))?
             {
                 return Ok(frame);
@@ -93,7 +93,7 @@ impl FramePipe {
         while let Ok(bytes) = self.incoming.try_recv() {
             if let Some(frame) = self
                 .decoder
-                .decode(&bytes)
+                .decode_bytes(bytes)
                 .map_err(|e| OneshotError::Transfer(e.into()))?
             {
                 return Ok(Some(frame));

@@ -2,11 +2,13 @@
 //! driven over its data channel, reading files on one side and writing `.part` files on the other.
 
 mod channel_io;
+mod observer;
 mod receive;
 mod send;
 
+pub use observer::{Observer, Silent};
 pub use receive::{ReceiveReport, receive};
-pub use send::{SendReport, send};
+pub use send::{CodeChoice, SendReport, send};
 
 use crate::code::PakeError;
 use crate::session::SessionError;
@@ -19,6 +21,16 @@ pub const MAX_FRAME: usize = 64 * 1024;
 pub const CHUNK_SIZE: u32 = (MAX_FRAME - crate::transfer::frames::chunk_overhead()) as u32;
 /// Bytes per hashed chunk group: the unit of resume and of early corruption checks.
 pub const GROUP_SIZE: u64 = 1024 * 1024;
+
+/// Runs file I/O that may block. On a multi-threaded runtime the runtime first hands its other
+/// tasks (the data channel's event loop among them) to another worker; a current-thread runtime
+/// has nowhere to hand them, so there it simply runs.
+pub(crate) fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(io),
+        _ => io(),
+    }
+}
 
 /// Why a one-off transfer failed; [`OneshotError::exit_code`] maps it to the process's exit status.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::OneshotError;
 use super::channel_io::FramePipe;
+use super::{Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::session::{self, SessionOptions};
 use crate::store::PartFile;
@@ -25,19 +25,17 @@ pub struct ReceiveReport {
     pub paths: Vec<PathBuf>,
 }
 
-/// Receives the transfer of `code` into `out`. `connected` gets the verification string once the
-/// peer is authenticated; `decide` sees the validated offer and says whether to take it
-/// (`Err(reason)` declines).
+/// Receives the transfer of `code` into `out`, telling `observer` the verification string and the
+/// progress; [`Observer::offer`] decides whether to take the offer.
 pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
     out: &Path,
     overwrite: bool,
-    connected: impl FnOnce(&str),
-    decide: impl FnOnce(&ValidManifest) -> Result<(), String>,
+    observer: &mut impl Observer,
 ) -> Result<ReceiveReport, OneshotError> {
     let link = session::receive(options, code).await?;
-    connected(&link.verification);
+    observer.connected(&link.verification);
     let mut pipe = FramePipe::new(link.channel, link.state);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
@@ -46,7 +44,9 @@ pub async fn receive(
         paths: Vec::new(),
         total: 0,
         started: Instant::now(),
-        decide: Some(decide),
+        stored: 0,
+        offered: false,
+        observer,
         out,
         overwrite,
     };
@@ -73,17 +73,20 @@ pub async fn receive(
     })
 }
 
-struct Run<'a, D> {
+struct Run<'a, O> {
     parts: Vec<Option<PartFile>>,
     paths: Vec<PathBuf>,
     total: u64,
     started: Instant,
-    decide: Option<D>,
+    /// Bytes on disk, resumed ones included.
+    stored: u64,
+    offered: bool,
+    observer: &'a mut O,
     out: &'a Path,
     overwrite: bool,
 }
 
-impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
+impl<O: Observer> Run<'_, O> {
     async fn drive(
         &mut self,
         receiver: &mut Receiver,
@@ -96,11 +99,10 @@ impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
             while let Some(event) = pending.pop_front() {
                 match event {
                     ReceiverEvent::Offer(manifest) => {
-                        let decide = self
-                            .decide
-                            .take()
-                            .ok_or_else(|| OneshotError::Channel("a second offer".into()))?;
-                        if let Err(reason) = decide(&manifest) {
+                        if std::mem::replace(&mut self.offered, true) {
+                            return Err(OneshotError::Channel("a second offer".into()));
+                        }
+                        if let Err(reason) = self.observer.offer(&manifest) {
                             pipe.send_control(&receiver.decline(reason.clone())).await?;
                             pipe.flush(Duration::from_secs(2)).await;
                             return Err(OneshotError::Refused(reason));
@@ -111,7 +113,9 @@ impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
                     }
                     ReceiverEvent::Data { file, offset, data } => {
                         let part = self.part(file)?;
-                        part.write(offset, &data)?;
+                        super::blocking_io(|| part.write(offset, &data))?;
+                        self.stored += data.len() as u64;
+                        self.observer.progress(self.stored);
                     }
                     ReceiverEvent::FileComplete(file) => {
                         let part =
@@ -121,7 +125,8 @@ impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
                                 .ok_or_else(|| {
                                     OneshotError::Channel(format!("file {file} completed twice"))
                                 })?;
-                        self.paths.push(part.finish()?);
+                        // Verifies, syncs and renames: the slow part on a real disk.
+                        self.paths.push(super::blocking_io(|| part.finish())?);
                     }
                     ReceiverEvent::Finished => {
                         pipe.send_control(&receiver.received()).await?;
@@ -167,10 +172,12 @@ impl<D: FnOnce(&ValidManifest) -> Result<(), String>> Run<'_, D> {
                 file.hash,
                 self.overwrite,
             )?;
-            self.parts.push(Some(part));
+            self.parts.push(Some(part.with_mode(file.mode)));
             offsets.push(offset);
         }
         self.total = manifest.total_bytes;
+        self.stored = offsets.iter().sum();
+        self.observer.started(self.total, self.stored);
         self.started = Instant::now();
         Ok(receiver.accept(offsets)?)
     }

@@ -5,13 +5,27 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::channel_io::FramePipe;
-use super::{CHUNK_SIZE, GROUP_SIZE, OneshotError};
+use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::session::{SenderRendezvous, SessionOptions};
 use crate::store::{Scan, scan};
-use crate::transfer::frames::encode_chunk;
+use crate::transfer::frames::chunk_frame;
 use crate::transfer::{Control, Frame, Sender, SenderEvent, TransferError};
+
+/// Where the sender's code comes from.
+#[derive(Debug, Clone)]
+pub enum CodeChoice {
+    /// A fresh code: a nameplate from the server and this many random words.
+    Generate {
+        /// Words after the nameplate.
+        words: usize,
+    },
+    /// A code the user chose (`--code`).
+    Given(TransferCode),
+}
 
 /// What a finished send did.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,23 +42,27 @@ pub struct SendReport {
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
-/// Sends `inputs`: `show_code` gets the code as soon as there is one, `connected` the verification
-/// string once the peer is authenticated and the data channel is open.
+/// Sends `inputs`, telling `observer` the code, the verification string and the progress.
 pub async fn send(
     options: SessionOptions,
     inputs: &[PathBuf],
-    words: usize,
-    show_code: impl FnOnce(&TransferCode),
-    connected: impl FnOnce(&str),
+    code: CodeChoice,
+    observer: &mut impl Observer,
 ) -> Result<SendReport, OneshotError> {
     let found: Scan = scan(inputs)?;
+    for (path, why) in &found.skipped {
+        observer.skipped(path, why);
+    }
     let manifest = found.manifest(CHUNK_SIZE, GROUP_SIZE)?;
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     let sources: Vec<PathBuf> = found.files.iter().map(|f| f.source.clone()).collect();
-    let rendezvous = SenderRendezvous::open(options, words).await?;
-    show_code(rendezvous.code());
+    let rendezvous = match code {
+        CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
+        CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
+    };
+    observer.code(rendezvous.code());
     let link = rendezvous.connect().await?;
-    connected(&link.verification);
+    observer.connected(&link.verification);
     let mut pipe = FramePipe::new(link.channel, link.state);
 
     let (mut sender, first) = Sender::new(manifest);
@@ -53,10 +71,19 @@ pub async fn send(
     }
     let mut open: Option<(u32, File)> = None;
     let mut started = Instant::now();
+    // Bytes the receiver had already (resume).
+    let mut skipped = 0u64;
     let outcome = loop {
         // What the receiver sent so far, without waiting.
         match pipe.try_next() {
-            Ok(Some(frame)) => match on_frame(&mut sender, frame, &mut started) {
+            Ok(Some(frame)) => match on_frame(
+                &mut sender,
+                frame,
+                &mut started,
+                &mut skipped,
+                observer,
+                total,
+            ) {
                 Ok(Some(files)) => break Ok(files),
                 Ok(None) => continue,
                 Err(e) => break Err(e),
@@ -65,15 +92,22 @@ pub async fn send(
             Err(e) => return Err(e),
         }
         if let Some(plan) = sender.next_chunk() {
-            let data = read_chunk(&sources, &mut open, plan.file, plan.offset, plan.len)?;
-            pipe.send_frame(encode_chunk(plan.file, plan.offset, 0, &data))
-                .await?;
+            let frame = read_chunk(&sources, &mut open, plan.file, plan.offset, plan.len)?;
+            pipe.send_frame(frame).await?;
+            observer.progress(skipped + sender.planned_bytes());
         } else if let Some(done) = sender.done() {
             pipe.send_control(&done).await?;
         } else {
             // Nothing to send until the receiver answers.
             let frame = pipe.next().await?;
-            match on_frame(&mut sender, frame, &mut started) {
+            match on_frame(
+                &mut sender,
+                frame,
+                &mut started,
+                &mut skipped,
+                observer,
+                total,
+            ) {
                 Ok(Some(files)) => break Ok(files),
                 Ok(None) => {}
                 Err(e) => break Err(e),
@@ -110,10 +144,15 @@ fn on_frame(
     sender: &mut Sender,
     frame: Frame,
     started: &mut Instant,
+    skipped: &mut u64,
+    observer: &mut impl Observer,
+    total: u64,
 ) -> Result<Option<u64>, TransferError> {
     match sender.handle(frame)? {
-        SenderEvent::Accepted { .. } => {
+        SenderEvent::Accepted { skipped: resumed } => {
             *started = Instant::now();
+            *skipped = resumed;
+            observer.started(total, resumed);
             Ok(None)
         }
         SenderEvent::Completed { files, .. } => Ok(Some(files)),
@@ -121,13 +160,14 @@ fn on_frame(
     }
 }
 
+/// A chunk frame with `len` bytes of `file` from `offset`, read straight into the frame.
 fn read_chunk(
     sources: &[PathBuf],
     open: &mut Option<(u32, File)>,
     file: u32,
     offset: u64,
     len: usize,
-) -> Result<Vec<u8>, OneshotError> {
+) -> Result<BytesMut, OneshotError> {
     let path = sources
         .get(file as usize)
         .ok_or_else(|| OneshotError::Channel(format!("no file {file}")))?;
@@ -141,9 +181,15 @@ fn read_chunk(
     let Some((_, handle)) = open.as_mut() else {
         return Err(OneshotError::Channel("file handle lost".into()));
     };
-    handle.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut data = vec![0u8; len];
-    // A file that shrank since it was hashed fails here; one that changed fails the receiver's hash check.
-    handle.read_exact(&mut data).map_err(io)?;
-    Ok(data)
+    let mut frame = chunk_frame(file, offset, 0, len);
+    let header = frame.len();
+    frame.resize(header + len, 0);
+    super::blocking_io(|| {
+        handle.seek(SeekFrom::Start(offset))?;
+        // A file that shrank since it was hashed fails here; one that changed fails the
+        // receiver's hash check.
+        handle.read_exact(&mut frame[header..])
+    })
+    .map_err(io)?;
+    Ok(frame)
 }

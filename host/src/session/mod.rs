@@ -35,8 +35,10 @@ use crate::code::{Handshake, PakeError, Role, SealError, SessionKeys, TransferCo
 pub struct SessionOptions {
     /// The signaling server, `ws://` or `wss://`.
     pub signaling_url: String,
-    /// STUN (and TURN) server URLs for ICE, such as `stun:127.0.0.1:3478`.
+    /// STUN server URLs for ICE, such as `stun:127.0.0.1:3478`.
     pub ice_servers: Vec<String>,
+    /// A TURN relay, the fallback when no direct path works.
+    pub turn: Option<TurnServer>,
     /// Local UDP addresses to gather candidates on (`0.0.0.0:0` for every interface).
     pub bind: Vec<String>,
     /// How long each step may take: reaching the server, the peer's arrival excepted.
@@ -48,9 +50,31 @@ impl Default for SessionOptions {
         Self {
             signaling_url: "ws://127.0.0.1:8787".into(),
             ice_servers: Vec::new(),
+            turn: None,
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// A TURN relay and its long-term credentials.
+#[derive(Clone)]
+pub struct TurnServer {
+    /// Like `turn:turn.example.org:3478`.
+    pub url: String,
+    /// The TURN user name.
+    pub username: String,
+    /// The TURN password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for TurnServer {
+    // The password stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnServer")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,6 +132,8 @@ pub struct SenderRendezvous {
     room: RoomId,
     code: TransferCode,
     options: SessionOptions,
+    /// The receiver joined first (possible with a code chosen by the user).
+    peer_present: bool,
 }
 
 impl SenderRendezvous {
@@ -127,6 +153,26 @@ impl SenderRendezvous {
             room,
             code,
             options,
+            peer_present: false,
+        })
+    }
+
+    /// Like [`SenderRendezvous::open`], with a code the user chose: joins its nameplate's room,
+    /// where the receiver may be waiting already.
+    pub async fn with_code(
+        options: SessionOptions,
+        code: TransferCode,
+    ) -> Result<Self, SessionError> {
+        let (client, events) = connect(&options).await?;
+        let room = RoomId::nameplate(code.nameplate());
+        let members = client.join(&room).await?;
+        Ok(Self {
+            client,
+            events,
+            room,
+            code,
+            options,
+            peer_present: members >= 2,
         })
     }
 
@@ -137,9 +183,9 @@ impl SenderRendezvous {
 
     /// Waits for the receiver (without a time limit), then authenticates and connects.
     pub async fn connect(mut self) -> Result<Connected, SessionError> {
-        loop {
+        while !self.peer_present {
             match self.events.next().await {
-                Some(Event::PeerJoined { .. }) => break,
+                Some(Event::PeerJoined { .. }) => self.peer_present = true,
                 Some(Event::Closed { reason }) => {
                     return Err(ClientError::Closed(reason).into());
                 }

@@ -74,11 +74,22 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let (channels_tx, channels) = mpsc::channel(4);
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let mut configuration = RTCConfigurationBuilder::new();
+    let mut servers = Vec::new();
     if !options.ice_servers.is_empty() {
-        configuration = configuration.with_ice_servers(vec![RTCIceServer {
+        servers.push(RTCIceServer {
             urls: options.ice_servers.clone(),
             ..Default::default()
-        }]);
+        });
+    }
+    if let Some(turn) = &options.turn {
+        servers.push(RTCIceServer {
+            urls: vec![turn.url.clone()],
+            username: turn.username.clone(),
+            credential: turn.password.clone(),
+        });
+    }
+    if !servers.is_empty() {
+        configuration = configuration.with_ice_servers(servers);
     }
     // DESIGN §9: with a 4 MiB SCTP receive window and 1400-byte SCTP packets the channel runs
     // several times faster on loopback than with the defaults.

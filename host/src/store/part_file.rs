@@ -111,6 +111,8 @@ pub struct PartFile {
     group: blake3::Hasher,
     /// The final file exists with exactly this content: nothing to write.
     already_there: bool,
+    /// Permission bits to give the file before it gets its final name.
+    mode: Option<u32>,
 }
 
 /// Whether `path` is a regular file of `size` bytes hashing to `hash`.
@@ -156,6 +158,7 @@ impl PartFile {
             if same_content(&final_path, size, &file_hash) {
                 let file = File::open(&final_path).map_err(io_err(&final_path))?;
                 let part = Self {
+                    mode: None,
                     part_path: final_path.clone(),
                     final_path,
                     file,
@@ -187,6 +190,7 @@ impl PartFile {
             .map_err(io_err(&part_path))?;
 
         let mut part = Self {
+            mode: None,
             final_path,
             part_path,
             file: file.try_clone().map_err(io_err(root))?,
@@ -298,6 +302,13 @@ impl PartFile {
         Ok(())
     }
 
+    /// Gives the stored file the sender's permission bits: executables stay executable. Owner read
+    /// and write are always kept, and group and others never get write or the special bits.
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = Some((mode & 0o755) | 0o600);
+        self
+    }
+
     /// Checks the whole file, syncs it, and moves it to its final name. Without `overwrite` an
     /// existing file is never replaced, even one that appeared during the transfer.
     pub fn finish(self) -> Result<PathBuf, StoreError> {
@@ -319,6 +330,13 @@ impl PartFile {
                 path: self.final_path,
                 group: self.groups.hashes.len(),
             });
+        }
+        #[cfg(unix)]
+        if let Some(mode) = self.mode {
+            use std::os::unix::fs::PermissionsExt;
+            self.file
+                .set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_err(&self.part_path))?;
         }
         self.file.sync_all().map_err(io_err(&self.part_path))?;
         drop(self.file);

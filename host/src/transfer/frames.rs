@@ -7,6 +7,7 @@
 //! chunk                0x03 | file: u32 BE | offset: u64 BE | encoding: u8 | data
 //! ```
 
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
@@ -77,8 +78,8 @@ pub struct Chunk {
     pub offset: u64,
     /// The encoding applied by a plugin on the way (0: none).
     pub encoding: u8,
-    /// The bytes.
-    pub data: Vec<u8>,
+    /// The bytes (a view into the received frame, not a copy).
+    pub data: Bytes,
 }
 
 /// Why a frame could not be read.
@@ -134,12 +135,19 @@ pub fn encode_control(message: &Control, max_frame: usize) -> Vec<Vec<u8>> {
 
 /// Encodes a chunk frame header followed by `data`.
 pub fn encode_chunk(file: u32, offset: u64, encoding: u8, data: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(CHUNK_HEADER + data.len());
-    frame.push(CHUNK);
-    frame.extend_from_slice(&file.to_be_bytes());
-    frame.extend_from_slice(&offset.to_be_bytes());
-    frame.push(encoding);
-    frame.extend_from_slice(data);
+    let mut frame = chunk_frame(file, offset, encoding, data.len());
+    frame.put_slice(data);
+    frame.to_vec()
+}
+
+/// A chunk frame's header in a buffer with room for `len` data bytes, so the caller can read file
+/// bytes straight into it (no copy between the read and the send).
+pub fn chunk_frame(file: u32, offset: u64, encoding: u8, len: usize) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(CHUNK_HEADER + len);
+    frame.put_u8(CHUNK);
+    frame.put_u32(file);
+    frame.put_u64(offset);
+    frame.put_u8(encoding);
     frame
 }
 
@@ -157,6 +165,11 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// Feeds one frame; returns a whole message when one is complete.
     pub fn decode(&mut self, frame: &[u8]) -> Result<Option<Frame>, FrameError> {
+        self.decode_bytes(Bytes::copy_from_slice(frame))
+    }
+
+    /// [`FrameDecoder::decode`] for a frame the caller owns: chunk data is a view into it.
+    pub fn decode_bytes(&mut self, frame: Bytes) -> Result<Option<Frame>, FrameError> {
         let (&kind, body) = frame.split_first().ok_or(FrameError::Empty)?;
         match kind {
             CONTROL_MORE | CONTROL_LAST => {
@@ -187,7 +200,7 @@ impl FrameDecoder {
                     file,
                     offset: u64::from_be_bytes(offset),
                     encoding: frame[13],
-                    data: frame[CHUNK_HEADER..].to_vec(),
+                    data: frame.slice(CHUNK_HEADER..),
                 })))
             }
             other => Err(FrameError::UnknownType(other)),
@@ -232,7 +245,7 @@ mod tests {
                 file: 7,
                 offset: 1 << 40,
                 encoding: 2,
-                data: b"bytes".to_vec()
+                data: Bytes::from_static(b"bytes")
             })))
         );
     }

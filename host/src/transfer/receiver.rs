@@ -25,7 +25,7 @@ pub enum ReceiverEvent {
         /// Offset of `data`.
         offset: u64,
         /// The bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// Every byte of file `file` has arrived: verify and move it into place.
     FileComplete(usize),

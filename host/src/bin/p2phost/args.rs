@@ -1,0 +1,142 @@
+//! The command line, as clap reads it, and its checks beyond clap's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use p2phost::code::{DEFAULT_WORDS, TransferCode};
+use p2phost::session::{SessionOptions, TurnServer};
+
+/// End-to-end encrypted peer-to-peer file transfer.
+#[derive(Debug, Parser)]
+#[command(name = "p2phost", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Common {
+    /// Signaling server URL [env: P2PHOST_SERVER; default: ws://127.0.0.1:8787].
+    #[arg(long, env = "P2PHOST_SERVER", default_value = "ws://127.0.0.1:8787")]
+    pub(crate) server: String,
+    /// STUN server, like stun:HOST:3478 [default: the signaling server's host, port 3478].
+    #[arg(long)]
+    pub(crate) stun: Option<String>,
+    /// TURN relay for when no direct path works, like turn:HOST:3478 (needs --turn-user and
+    /// --turn-pass).
+    #[arg(long, requires_all = ["turn_user", "turn_pass"])]
+    pub(crate) turn: Option<String>,
+    /// TURN user name.
+    #[arg(long, requires = "turn")]
+    pub(crate) turn_user: Option<String>,
+    /// TURN password [env: P2PHOST_TURN_PASS].
+    #[arg(
+        long,
+        env = "P2PHOST_TURN_PASS",
+        hide_env_values = true,
+        requires = "turn"
+    )]
+    pub(crate) turn_pass: Option<String>,
+    /// Print newline-delimited JSON events on stdout instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// Show a verification string once connected; it is the same on both sides unless someone is
+    /// in the middle.
+    #[arg(long)]
+    pub(crate) verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Offer files and folders; prints a code for the receiver.
+    Send {
+        #[command(flatten)]
+        common: Common,
+        /// Words in the code (more words, harder to guess).
+        #[arg(long, default_value_t = DEFAULT_WORDS, conflicts_with = "code")]
+        words: usize,
+        /// Use this code instead of a fresh one, like 7-guitar-orbit (the receiver may already
+        /// be waiting with it). The words come from the same list as generated codes.
+        #[arg(long)]
+        code: Option<String>,
+        /// Files and folders to send.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Receive what a code offers.
+    Receive {
+        #[command(flatten)]
+        common: Common,
+        /// Folder to receive into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Replace files that exist already.
+        #[arg(long)]
+        overwrite: bool,
+        /// Accept the offer without asking.
+        #[arg(long)]
+        yes: bool,
+        /// The code the sender shows, like 7-guitar-orbit.
+        code: String,
+    },
+}
+
+impl Common {
+    /// How to reach the peer, from the flags; `Err` says which flag is wrong and how.
+    pub(crate) fn session_options(&self) -> Result<SessionOptions, String> {
+        let (scheme, rest) = self.server.split_once("://").unwrap_or(("", ""));
+        if !matches!(scheme, "ws" | "wss") || rest.is_empty() {
+            return Err(format!(
+                "--server {:?}: expected a ws:// or wss:// URL, like ws://127.0.0.1:8787",
+                self.server
+            ));
+        }
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let stun = match &self.stun {
+            Some(url) if !(url.starts_with("stun:") || url.starts_with("stuns:")) => {
+                return Err(format!(
+                    "--stun {url:?}: expected a stun: URL, like stun:{host}:3478"
+                ));
+            }
+            Some(url) => url.clone(),
+            None => format!("stun:{host}:3478"),
+        };
+        let turn = match (&self.turn, &self.turn_user, &self.turn_pass) {
+            (Some(url), _, _) if !(url.starts_with("turn:") || url.starts_with("turns:")) => {
+                return Err(format!(
+                    "--turn {url:?}: expected a turn: URL, like turn:{host}:3478"
+                ));
+            }
+            (Some(url), Some(username), Some(password)) => Some(TurnServer {
+                url: url.clone(),
+                username: username.clone(),
+                password: password.clone(),
+            }),
+            _ => None,
+        };
+        Ok(SessionOptions {
+            signaling_url: self.server.clone(),
+            ice_servers: vec![stun],
+            turn,
+            bind: vec!["0.0.0.0:0".into()],
+            step_timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+/// A code the user typed for `send --code`: same rules as the receiver's, and at least the default
+/// number of words, so a chosen code is no easier to guess than a generated one.
+pub(crate) fn chosen_code(text: &str) -> Result<TransferCode, String> {
+    let code = TransferCode::parse(text).map_err(|e| format!("--code: {e}"))?;
+    if code.words() < DEFAULT_WORDS {
+        return Err(format!(
+            "--code: one word is too easy to guess; use at least {DEFAULT_WORDS}, like 7-guitar-orbit"
+        ));
+    }
+    Ok(code)
+}

@@ -1,0 +1,237 @@
+//! What the user sees: text lines and a progress bar on a terminal, or newline-delimited JSON
+//! events with `--json` (every event is documented in the README).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use p2phost::code::TransferCode;
+use p2phost::oneshot::Observer;
+use p2phost::transfer::ValidManifest;
+use serde_json::json;
+
+/// How often `--json` reports progress.
+const JSON_PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Names listed in the receiver's offer before "… and N more".
+const OFFER_LINES: usize = 10;
+
+/// The form of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// Lines for people, a progress bar when stderr is a terminal.
+    Text,
+    /// Newline-delimited JSON events on stdout.
+    Json,
+    /// Errors only.
+    Quiet,
+}
+
+/// The binary's [`Observer`]: prints what happens in the chosen [`Style`].
+pub(crate) struct Console {
+    style: Style,
+    /// Show the verification string.
+    verify: bool,
+    /// Accept the offer without asking (receiver).
+    yes: bool,
+    /// The flags the receiver needs besides the code, for the hint under the sender's code.
+    receive_flags: String,
+    bar: Option<ProgressBar>,
+    total: u64,
+    last_json_progress: Option<Instant>,
+}
+
+impl Console {
+    pub(crate) fn new(style: Style, verify: bool, yes: bool, receive_flags: String) -> Self {
+        Self {
+            style,
+            verify,
+            yes,
+            receive_flags,
+            bar: None,
+            total: 0,
+            last_json_progress: None,
+        }
+    }
+
+    /// A JSON event or a line of text, as the style asks.
+    fn say(&self, event: serde_json::Value, text: impl FnOnce() -> String) {
+        let mut out = std::io::stdout().lock();
+        match self.style {
+            Style::Json => {
+                let _ = writeln!(out, "{event}");
+            }
+            Style::Text => {
+                let line = text();
+                if line.is_empty() {
+                    return;
+                }
+                match &self.bar {
+                    // Printed above the bar, so the bar is not torn.
+                    Some(bar) => bar.suspend(|| writeln!(out, "{line}")).unwrap_or(()),
+                    None => {
+                        let _ = writeln!(out, "{line}");
+                    }
+                }
+            }
+            Style::Quiet => {}
+        }
+        let _ = out.flush();
+    }
+
+    /// The closing event (JSON) or summary line (text) of a successful transfer.
+    pub(crate) fn done(&mut self, verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) {
+        self.clear_bar();
+        self.say(
+            json!({"event": "done", "files": files, "bytes": bytes, "wire_bytes": wire,
+                "seconds": seconds}),
+            || summary(verb, files, bytes, wire, seconds),
+        );
+    }
+
+    /// The closing event of a failure; the message itself goes to stderr in every style.
+    pub(crate) fn error(&mut self, kind: &str, message: &str) {
+        self.clear_bar();
+        if self.style == Style::Json {
+            self.say(
+                json!({"event": "error", "kind": kind, "message": message}),
+                String::new,
+            );
+        }
+        eprintln!("error: {message}");
+    }
+
+    fn clear_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn ask(&self) -> Result<(), String> {
+        if !std::io::stdin().is_terminal() {
+            return Err("no terminal to ask on, and --yes was not given".into());
+        }
+        eprint!("accept? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let answer = answer.trim();
+        if answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes") {
+            Ok(())
+        } else {
+            Err("the receiver said no".into())
+        }
+    }
+}
+
+impl Observer for Console {
+    fn skipped(&mut self, path: &std::path::Path, why: &str) {
+        // Warnings go to stderr in every style, names escaped like the peer's.
+        eprintln!(
+            "warning: skipped {} ({why})",
+            path.display().to_string().escape_debug()
+        );
+    }
+
+    fn code(&mut self, code: &TransferCode) {
+        self.say(json!({"event": "code", "code": code.to_string()}), || {
+            format!(
+                "code: {code}\non the other machine run: p2phost receive{} {code}",
+                self.receive_flags
+            )
+        });
+    }
+
+    fn connected(&mut self, verification: &str) {
+        if self.verify {
+            self.say(json!({"event": "verify", "string": verification}), || {
+                format!("verification: {verification} (the other side must show the same)")
+            });
+        }
+    }
+
+    fn offer(&mut self, offer: &ValidManifest) -> Result<(), String> {
+        self.say(
+            json!({"event": "offer", "files": offer.files.len(), "bytes": offer.total_bytes}),
+            || describe(offer),
+        );
+        if self.yes { Ok(()) } else { self.ask() }
+    }
+
+    fn started(&mut self, total: u64, resumed: u64) {
+        self.total = total;
+        self.say(
+            json!({"event": "start", "bytes": total, "resumed": resumed}),
+            || match resumed {
+                0 => String::new(),
+                _ => format!("resuming: {} already here", mib(resumed)),
+            },
+        );
+        if self.style == Style::Text && std::io::stderr().is_terminal() {
+            let style = ProgressStyle::with_template(
+                "{wide_bar} {binary_bytes}/{binary_total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+                .with_style(style);
+            bar.set_position(resumed);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn progress(&mut self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+        if self.style == Style::Json
+            && self
+                .last_json_progress
+                .is_none_or(|last| last.elapsed() >= JSON_PROGRESS_EVERY)
+        {
+            self.last_json_progress = Some(Instant::now());
+            self.say(
+                json!({"event": "progress", "bytes": done, "total": self.total}),
+                String::new,
+            );
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `sent 3 files, 64.0 MiB in 0.42 s, 152 MB/s` (rate over the bytes that crossed the wire).
+fn summary(verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) -> String {
+    let noun = if files == 1 { "file" } else { "files" };
+    let rate = wire as f64 / seconds.max(1e-6) / 1e6;
+    let mut line = format!(
+        "{verb} {files} {noun}, {} in {seconds:.2} s, {rate:.0} MB/s",
+        mib(wire)
+    );
+    if wire < bytes {
+        line.push_str(&format!(" ({} resumed)", mib(bytes - wire)));
+    }
+    line
+}
+
+fn describe(offer: &ValidManifest) -> String {
+    let mut text = format!(
+        "offer: {} files, {}",
+        offer.files.len(),
+        mib(offer.total_bytes)
+    );
+    for file in offer.files.iter().take(OFFER_LINES) {
+        // Names from the peer are escaped before they reach the terminal.
+        text.push_str(&format!(
+            "\n  {} ({} bytes)",
+            file.path.to_string().escape_debug(),
+            file.size
+        ));
+    }
+    if offer.files.len() > OFFER_LINES {
+        text.push_str(&format!(
+            "\n  … and {} more",
+            offer.files.len() - OFFER_LINES
+        ));
+    }
+    text
+}

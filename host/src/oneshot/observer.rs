@@ -1,0 +1,36 @@
+//! What a one-off transfer tells the program that runs it, as it happens: the code, the
+//! verification string, the offer, and progress. The binary turns these into text, progress bars
+//! or JSON events; tests and embedders may watch just what they need.
+
+use crate::code::TransferCode;
+use crate::transfer::ValidManifest;
+
+/// Called by [`super::send`] and [`super::receive`] as a transfer goes; every method has a default
+/// that does nothing.
+pub trait Observer {
+    /// An input the sender leaves out (a link, a special file), before anything is offered.
+    fn skipped(&mut self, _path: &std::path::Path, _why: &str) {}
+
+    /// The sender's code, as soon as there is one.
+    fn code(&mut self, _code: &TransferCode) {}
+
+    /// The peer is authenticated and the data channel is open; both sides see the same string.
+    fn connected(&mut self, _verification: &str) {}
+
+    /// The receiver's decision on a validated offer: `Err(reason)` declines. Accepts by default.
+    fn offer(&mut self, _offer: &ValidManifest) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The receiver accepted: `total` bytes in the offer, of which `resumed` are on disk already.
+    fn started(&mut self, _total: u64, _resumed: u64) {}
+
+    /// `done` bytes of the total are sent (sender) or stored (receiver), resumed bytes included.
+    fn progress(&mut self, _done: u64) {}
+}
+
+/// An observer that watches nothing: accepts every offer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+
+impl Observer for Silent {}

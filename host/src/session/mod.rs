@@ -82,6 +82,9 @@ impl std::fmt::Debug for TurnServer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
+    /// The signaling server could not be reached.
+    #[error("{0}; is p2p-signal running there? Another server: --server URL or P2PHOST_SERVER")]
+    Unreachable(ClientError),
     /// The signaling server failed or refused.
     #[error(transparent)]
     Signaling(#[from] ClientError),
@@ -244,14 +247,20 @@ pub async fn receive(
     webrtc_link::answer(channel, keys, &options).await
 }
 
+/// The longest wait for the signaling server's WebSocket handshake.
+const MAX_CONNECT_TIME: Duration = Duration::from_secs(5);
+
 async fn connect(
     options: &SessionOptions,
 ) -> Result<(SignalingClient, ClientEvents), SessionError> {
     let client_options = ClientOptions {
-        connect_timeout: options.step_timeout,
+        // A server that does not answer should be reported within seconds, not after a step.
+        connect_timeout: options.step_timeout.min(MAX_CONNECT_TIME),
         ..ClientOptions::default()
     };
-    Ok(SignalingClient::connect(&options.signaling_url, client_options).await?)
+    SignalingClient::connect(&options.signaling_url, client_options)
+        .await
+        .map_err(SessionError::Unreachable)
 }
 
 /// The room, as a message pipe to the peer.

@@ -9,5 +9,7 @@
 
 mod cli;
 mod corpus;
+mod files;
+mod options;
 mod session;
 mod support;

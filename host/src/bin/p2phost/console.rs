@@ -214,11 +214,9 @@ fn summary(verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) -> Strin
 }
 
 fn describe(offer: &ValidManifest) -> String {
-    let mut text = format!(
-        "offer: {} files, {}",
-        offer.files.len(),
-        mib(offer.total_bytes)
-    );
+    let count = offer.files.len();
+    let noun = if count == 1 { "file" } else { "files" };
+    let mut text = format!("offer: {count} {noun}, {}", mib(offer.total_bytes));
     for file in offer.files.iter().take(OFFER_LINES) {
         // Names from the peer are escaped before they reach the terminal.
         text.push_str(&format!(

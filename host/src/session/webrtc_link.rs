@@ -293,3 +293,7 @@ pub(super) async fn answer(
         .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?;
     Ok(link.connected(channel, data, verification).await)
 }
+
+#[cfg(test)]
+#[path = "fingerprint_tests.rs"]
+mod fingerprint_tests;

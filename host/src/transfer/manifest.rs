@@ -110,7 +110,9 @@ pub enum ManifestError {
     #[error("the offer names {0:?} twice, or as both a file and a directory")]
     Duplicate(String),
     /// A hash that is not 64 hex digits, or a group count that does not fit the size.
-    #[error("bad hash data for {0:?}")]
+    #[error(
+        "bad hash data for {0:?}: a file needs one BLAKE3 hash (64 hex digits) per chunk group"
+    )]
     BadHash(String),
     /// Chunk or group size out of range.
     #[error("chunk size {0} or group size {1} out of range")]

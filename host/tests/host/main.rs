@@ -10,6 +10,9 @@
 mod cli;
 mod corpus;
 mod files;
+mod hostile_peer;
 mod options;
 mod session;
 mod support;
+mod tamper;
+mod tamper_proxy;

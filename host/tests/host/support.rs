@@ -130,3 +130,121 @@ pub fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
     found.sort();
     found
 }
+
+/// A `p2phost` process run by an async test: its stdout lines arrive as they are printed, and it
+/// is killed if the test ends first (a failing assertion must not leave a process behind).
+pub struct Running {
+    child: tokio::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// How a [`Running`] process ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exit {
+    /// The last JSON event it printed (`--json`).
+    pub fn last_event(&self) -> serde_json::Value {
+        last_event(&self.stdout)
+    }
+}
+
+impl Running {
+    fn spawn(args: &[std::ffi::OsString]) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut child = tokio::process::Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text).await;
+            text
+        });
+        Self {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next line it prints on stdout.
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.lines.recv())
+            .await
+            .expect("no output within 30 s")
+            .expect("the process ended without printing a line")
+    }
+
+    /// Waits for it to exit; past `limit` it is killed and the test fails.
+    pub async fn exit(mut self, limit: std::time::Duration) -> Exit {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                panic!("p2phost did not exit within {limit:?}");
+            }
+        };
+        let mut stdout = String::new();
+        while let Some(line) = self.lines.recv().await {
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        Exit {
+            code: status.code(),
+            stdout,
+            stderr: self.stderr.await.unwrap(),
+        }
+    }
+}
+
+fn common_args(command: &str, servers: &Servers) -> Vec<std::ffi::OsString> {
+    [
+        command,
+        "--json",
+        "--server",
+        &servers.url,
+        "--stun",
+        &servers.stun,
+    ]
+    .iter()
+    .map(Into::into)
+    .collect()
+}
+
+/// Starts `p2phost send --json PATHS` and reads its code.
+pub async fn start_send(servers: &Servers, paths: &[&Path]) -> (Running, String) {
+    let mut args = common_args("send", servers);
+    args.extend(paths.iter().map(|p| p.as_os_str().to_owned()));
+    let mut sender = Running::spawn(&args);
+    let first = sender.next_line().await;
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(event["event"], "code", "{first}");
+    let code = event["code"].as_str().unwrap().to_owned();
+    (sender, code)
+}
+
+/// Starts `p2phost receive --json --yes --out OUT CODE`.
+pub fn start_receive(servers: &Servers, out: &Path, code: &str) -> Running {
+    let mut args = common_args("receive", servers);
+    args.extend(["--yes".into(), "--out".into(), out.as_os_str().to_owned()]);
+    args.push(code.into());
+    Running::spawn(&args)
+}

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages the tests use. `kill` comes from procps (signal tests).
-packages=(procps)
+# Debian packages the tests use: `kill` from procps (signal tests), `turnserver` from coturn (TURN test).
+packages=(procps coturn)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

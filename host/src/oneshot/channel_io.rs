@@ -10,6 +10,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use super::OneshotError;
+use crate::session::Connected;
 use crate::transfer::frames::encode_control;
 use crate::transfer::{Control, Frame, FrameDecoder};
 
@@ -24,13 +25,18 @@ pub(crate) struct FramePipe {
 }
 
 impl FramePipe {
-    pub(crate) fn new(
-        channel: Arc<dyn DataChannel>,
-        state: watch::Receiver<RTCPeerConnectionState>,
-    ) -> Self {
+    /// A pipe over `link`'s channel; its early messages come out first.
+    pub(crate) fn new(link: &Connected) -> Self {
         let (frames, incoming) = mpsc::channel(256);
+        let channel = Arc::clone(&link.channel);
         let polled = Arc::clone(&channel);
+        let early = link.early_messages.clone();
         let poller = tokio::spawn(async move {
+            for message in early {
+                if frames.send(message).await.is_err() {
+                    return;
+                }
+            }
             while let Some(event) = polled.poll().await {
                 let delivered = match event {
                     DataChannelEvent::OnMessage(message) => {
@@ -46,7 +52,7 @@ impl FramePipe {
         });
         Self {
             channel,
-            state,
+            state: link.state.clone(),
             incoming,
             decoder: FrameDecoder::default(),
             poller,
@@ -73,11 +79,17 @@ impl FramePipe {
 
     /// The next whole frame from the peer.
     pub(crate) async fn next(&mut self) -> Result<Frame, OneshotError> {
+        let mut state = self.state.clone();
         loop {
-            let bytes =
-                self.incoming.recv().await.ok_or_else(|| {
+            // A peer that vanished without closing the channel is noticed through the connection
+            // state; frames that arrived before are still read first.
+            let bytes = tokio::select! {
+                biased;
+                bytes = self.incoming.recv() => bytes.ok_or_else(|| {
                     OneshotError::Channel("the peer closed the connection".into())
-                })?;
+                })?,
+                gone = peer_gone(&mut state) => return Err(gone),
+            };
             if let Some(frame) = self
                 .decoder
                 .decode_bytes(bytes)

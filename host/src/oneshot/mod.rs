@@ -60,8 +60,18 @@ impl OneshotError {
     /// The exit status for this failure (documented in the README).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Session(SessionError::Pake(PakeError::WrongCode) | SessionError::Seal(_)) => 3,
+            Self::Session(
+                SessionError::Pake(PakeError::WrongCode)
+                | SessionError::Seal(_)
+                | SessionError::PeerRefused,
+            ) => 3,
             Self::Refused(_) | Self::Transfer(TransferError::Declined(_)) => 4,
+            // Data that does not match the offer is the peer's fault, not the disk's.
+            Self::Store(
+                StoreError::Corrupt { .. }
+                | StoreError::Length { .. }
+                | StoreError::Manifest { .. },
+            ) => 7,
             Self::Scan(_) | Self::Store(_) => 5,
             Self::Session(_) | Self::Channel(_) => 6,
             Self::Transfer(_) => 7,

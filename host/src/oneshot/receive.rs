@@ -36,7 +36,7 @@ pub async fn receive(
 ) -> Result<ReceiveReport, OneshotError> {
     let link = session::receive(options, code).await?;
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(link.channel, link.state);
+    let mut pipe = FramePipe::new(&link);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
     let mut run = Run {

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -63,69 +63,39 @@ pub async fn send(
     observer.code(rendezvous.code());
     let link = rendezvous.connect().await?;
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(link.channel, link.state);
+    let mut pipe = FramePipe::new(&link);
 
     let (mut sender, first) = Sender::new(manifest);
-    for message in &first {
-        pipe.send_control(message).await?;
-    }
-    let mut open: Option<(u32, File)> = None;
-    let mut started = Instant::now();
-    // Bytes the receiver had already (resume).
-    let mut skipped = 0u64;
-    let outcome = loop {
-        // What the receiver sent so far, without waiting.
-        match pipe.try_next() {
-            Ok(Some(frame)) => match on_frame(
-                &mut sender,
-                frame,
-                &mut started,
-                &mut skipped,
-                observer,
-                total,
-            ) {
-                Ok(Some(files)) => break Ok(files),
-                Ok(None) => continue,
-                Err(e) => break Err(e),
-            },
-            Ok(None) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(plan) = sender.next_chunk() {
-            let frame = read_chunk(&sources, &mut open, plan.file, plan.offset, plan.len)?;
-            pipe.send_frame(frame).await?;
-            observer.progress(skipped + sender.planned_bytes());
-        } else if let Some(done) = sender.done() {
-            pipe.send_control(&done).await?;
-        } else {
-            // Nothing to send until the receiver answers.
-            let frame = pipe.next().await?;
-            match on_frame(
-                &mut sender,
-                frame,
-                &mut started,
-                &mut skipped,
-                observer,
-                total,
-            ) {
-                Ok(Some(files)) => break Ok(files),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-        }
+    let mut run = Run {
+        sender: &mut sender,
+        pipe: &mut pipe,
+        sources: &sources,
+        open: None,
+        started: Instant::now(),
+        skipped: 0,
+        total,
     };
+    let outcome = run.drive(&first, observer).await;
+    let started = run.started;
     let files = match outcome {
         Ok(files) => files,
         Err(e) => {
-            if !matches!(e, TransferError::Peer { .. } | TransferError::Declined(_)) {
+            let peer_spoke = matches!(
+                e,
+                OneshotError::Transfer(TransferError::Peer { .. } | TransferError::Declined(_))
+            );
+            if !peer_spoke {
                 let _ = pipe
                     .send_control(&Control::Error {
-                        kind: "protocol".into(),
+                        kind: e.kind().into(),
                         message: e.to_string(),
                     })
                     .await;
+                // The receiver should read why, not just see the connection drop.
+                pipe.flush(Duration::from_secs(2)).await;
             }
-            return Err(e.into());
+            let _ = link.peer_connection.close().await;
+            return Err(e);
         }
     };
     let report = SendReport {
@@ -139,24 +109,75 @@ pub async fn send(
     Ok(report)
 }
 
-/// Feeds a frame to the sender; `Some(files)` once the receiver confirmed everything.
-fn on_frame(
-    sender: &mut Sender,
-    frame: Frame,
-    started: &mut Instant,
-    skipped: &mut u64,
-    observer: &mut impl Observer,
+/// The sending loop's state.
+struct Run<'a> {
+    sender: &'a mut Sender,
+    pipe: &'a mut FramePipe,
+    sources: &'a [PathBuf],
+    open: Option<(u32, File)>,
+    /// When the receiver accepted.
+    started: Instant,
+    /// Bytes the receiver had already (resume).
+    skipped: u64,
     total: u64,
-) -> Result<Option<u64>, TransferError> {
-    match sender.handle(frame)? {
-        SenderEvent::Accepted { skipped: resumed } => {
-            *started = Instant::now();
-            *skipped = resumed;
-            observer.started(total, resumed);
-            Ok(None)
+}
+
+impl Run<'_> {
+    /// Sends the offer and every chunk; `Ok(files)` once the receiver confirmed it stored them.
+    async fn drive(
+        &mut self,
+        first: &[Control],
+        observer: &mut impl Observer,
+    ) -> Result<u64, OneshotError> {
+        for message in first {
+            self.pipe.send_control(message).await?;
         }
-        SenderEvent::Completed { files, .. } => Ok(Some(files)),
-        _ => Ok(None),
+        loop {
+            // What the receiver sent so far, without waiting.
+            if let Some(frame) = self.pipe.try_next()? {
+                if let Some(files) = self.on_frame(frame, observer)? {
+                    return Ok(files);
+                }
+                continue;
+            }
+            if let Some(plan) = self.sender.next_chunk() {
+                let frame = read_chunk(
+                    self.sources,
+                    &mut self.open,
+                    plan.file,
+                    plan.offset,
+                    plan.len,
+                )?;
+                self.pipe.send_frame(frame).await?;
+                observer.progress(self.skipped + self.sender.planned_bytes());
+            } else if let Some(done) = self.sender.done() {
+                self.pipe.send_control(&done).await?;
+            } else {
+                // Nothing to send until the receiver answers.
+                let frame = self.pipe.next().await?;
+                if let Some(files) = self.on_frame(frame, observer)? {
+                    return Ok(files);
+                }
+            }
+        }
+    }
+
+    /// Feeds a frame to the sender; `Some(files)` once the receiver confirmed everything.
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        observer: &mut impl Observer,
+    ) -> Result<Option<u64>, TransferError> {
+        match self.sender.handle(frame)? {
+            SenderEvent::Accepted { skipped } => {
+                self.started = Instant::now();
+                self.skipped = skipped;
+                observer.started(self.total, skipped);
+                Ok(None)
+            }
+            SenderEvent::Completed { files, .. } => Ok(Some(files)),
+            _ => Ok(None),
+        }
     }
 }
 

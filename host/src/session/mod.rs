@@ -66,6 +66,9 @@ pub struct TurnServer {
     pub username: String,
     /// The TURN password.
     pub password: String,
+    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
+    /// path is tried.
+    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for TurnServer {
@@ -74,6 +77,7 @@ impl std::fmt::Debug for TurnServer {
         f.debug_struct("TurnServer")
             .field("url", &self.url)
             .field("username", &self.username)
+            .field("relay_only", &self.relay_only)
             .finish_non_exhaustive()
     }
 }
@@ -100,6 +104,9 @@ pub enum SessionError {
     /// The peer sent something out of place.
     #[error("the peer broke the session protocol: {0}")]
     Protocol(String),
+    /// The peer refused what it got through the signaling server and gave up.
+    #[error("the peer refused the connection: wrong code or tampering")]
+    PeerRefused,
     /// The peer left before the connection was up.
     #[error("the peer left before the connection was made")]
     PeerLeft,
@@ -112,6 +119,9 @@ pub enum SessionError {
 pub struct Connected {
     /// The reliable, ordered data channel. Keep polling its events.
     pub channel: Arc<dyn DataChannel>,
+    /// Messages from the peer that arrived before the channel reported open: they come before
+    /// anything `channel` delivers.
+    pub early_messages: Vec<bytes::Bytes>,
     /// The peer connection; closing it ends the link.
     pub peer_connection: Arc<dyn PeerConnection>,
     /// The connection's state as it changes: `Disconnected` or `Failed` once the peer is gone.
@@ -272,6 +282,9 @@ struct Channel {
 }
 
 const PAKE_PREFIX: &str = "pake ";
+/// Tells the peer this side gave up (unsealed: a server that forges it could as well drop the
+/// connection; it only spares the peer a timeout).
+const ABORT: &str = "abort";
 
 impl Channel {
     async fn send(&self, payload: String) -> Result<(), SessionError> {
@@ -319,6 +332,26 @@ impl Channel {
         let confirmation = self.next("waiting for the peer's key confirmation").await?;
         keys.check_confirmation(&confirmation)?;
         Ok(keys)
+    }
+
+    /// Resolves when the peer says it gave up; never if it leaves quietly (which it does once
+    /// connected).
+    async fn aborted(&mut self) -> SessionError {
+        while let Some(event) = self.events.next().await {
+            if let Event::Message { room, payload } = event
+                && room == self.room
+                && payload == ABORT
+            {
+                return SessionError::PeerRefused;
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// Tells the peer this side gave up, then leaves.
+    async fn abort(self, error: SessionError) -> SessionError {
+        let _ = self.send(ABORT.into()).await;
+        self.fail(error).await
     }
 
     async fn close(self) {

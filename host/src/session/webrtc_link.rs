@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::tuned_runtime::TunedRuntime;
@@ -91,6 +92,9 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     if !servers.is_empty() {
         configuration = configuration.with_ice_servers(servers);
     }
+    if options.turn.as_ref().is_some_and(|turn| turn.relay_only) {
+        configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
+    }
     // DESIGN §9: with a 4 MiB SCTP receive window and 1400-byte SCTP packets the channel runs
     // several times faster on loopback than with the defaults.
     let settings = SettingEngineBuilder::new()
@@ -128,11 +132,13 @@ impl Link {
         self,
         channel: Channel,
         data: Arc<dyn DataChannel>,
+        early_messages: Vec<Bytes>,
         verification: String,
     ) -> Connected {
         channel.close().await;
         Connected {
             channel: data,
+            early_messages,
             peer_connection: self.peer_connection,
             state: self.state,
             verification,
@@ -199,33 +205,51 @@ async fn receive_description(
     Ok(description)
 }
 
-/// Waits until `channel` reports open, or the connection fails.
+fn no_path() -> SessionError {
+    SessionError::WebRtc(
+        "the peer connection failed: no network path between the peers (try a TURN server: --turn)"
+            .into(),
+    )
+}
+
+/// Messages the peer may send before this side sees its channel open: its first protocol
+/// messages, a handful.
+const MAX_EARLY_MESSAGES: usize = 64;
+
+/// Waits until `channel` reports open, or the connection fails. Returns the messages that arrived
+/// before the open event: webrtc-rs can deliver the peer's first messages ahead of it.
 async fn wait_open(
     link: &mut Link,
     channel: &Arc<dyn DataChannel>,
     options: &SessionOptions,
-) -> Result<(), SessionError> {
+) -> Result<Vec<Bytes>, SessionError> {
+    let mut early = Vec::new();
     let open = async {
         loop {
             tokio::select! {
                 event = channel.poll() => match event {
                     Some(DataChannelEvent::OnOpen) => return Ok(()),
+                    Some(DataChannelEvent::OnMessage(message)) => {
+                        if early.len() == MAX_EARLY_MESSAGES {
+                            return Err(SessionError::Protocol(format!(
+                                "more than {MAX_EARLY_MESSAGES} messages before the channel opened"
+                            )));
+                        }
+                        early.push(message.data.freeze());
+                    }
                     Some(DataChannelEvent::OnClose) | None => {
                         return Err(SessionError::WebRtc("the data channel closed before opening".into()));
                     }
                     Some(_) => {}
                 },
-                _ = link.failed.recv() => {
-                    return Err(SessionError::WebRtc(
-                        "the peer connection failed: no network path between the peers (a TURN server may be needed)".into(),
-                    ));
-                }
+                _ = link.failed.recv() => return Err(no_path()),
             }
         }
     };
     tokio::time::timeout(options.step_timeout, open)
         .await
-        .map_err(|_| SessionError::Timeout("opening the data channel"))?
+        .map_err(|_| SessionError::Timeout("opening the data channel"))??;
+    Ok(early)
 }
 
 /// The sender's side: makes the offer.
@@ -248,18 +272,26 @@ pub(super) async fn offer(
         .await
         .map_err(webrtc_error("creating the offer"))?;
     link.publish(offer, &channel, &mut sealer, options).await?;
-    let answer = receive_description(
+    // The receiver waits for the data channel from here on: if none will come, tell it.
+    let answer = match receive_description(
         &mut channel,
         &mut opener,
         RTCSdpType::Answer,
         "waiting for the answer",
     )
-    .await?;
-    pc.set_remote_description(answer)
-        .await
-        .map_err(webrtc_error("applying the answer"))?;
-    wait_open(&mut link, &data, options).await?;
-    Ok(link.connected(channel, data, verification).await)
+    .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return Err(channel.abort(e).await),
+    };
+    if let Err(e) = pc.set_remote_description(answer).await {
+        return Err(channel.abort(webrtc_error("applying the answer")(e)).await);
+    }
+    let early = match wait_open(&mut link, &data, options).await {
+        Ok(early) => early,
+        Err(e) => return Err(channel.abort(e).await),
+    };
+    Ok(link.connected(channel, data, early, verification).await)
 }
 
 /// The receiver's side: answers the offer.
@@ -287,11 +319,21 @@ pub(super) async fn answer(
         .await
         .map_err(webrtc_error("creating the answer"))?;
     link.publish(answer, &channel, &mut sealer, options).await?;
-    let data = tokio::time::timeout(options.step_timeout, link.channels.recv())
-        .await
-        .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
-        .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?;
-    Ok(link.connected(channel, data, verification).await)
+    let data = {
+        let arrival = link.channels.recv();
+        // A sender that refuses the answer (tampering) says so: stop now rather than after the
+        // timeout.
+        tokio::select! {
+            data = tokio::time::timeout(options.step_timeout, arrival) => data
+                .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
+                .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?,
+            refused = channel.aborted() => return Err(refused),
+            _ = link.failed.recv() => return Err(no_path()),
+        }
+    };
+    Ok(link
+        .connected(channel, data, Vec::new(), verification)
+        .await)
 }
 
 #[cfg(test)]

@@ -352,7 +352,7 @@ async fn chunks_that_do_not_match_the_offer_are_refused() {
     let forged = chunks_of(&vec![0xAA; data.len()]);
     let (exit, parent) =
         against_the_receiver(&servers, offer_then_chunks(data.clone(), forged)).await;
-    assert_ne!(exit.code, Some(0), "{exit:?}");
+    assert_eq!(exit.code, Some(PROTOCOL_ERROR), "{exit:?}");
     assert!(
         exit.stderr.contains("does not match the sender's hash"),
         "{}",

@@ -16,3 +16,4 @@ mod session;
 mod support;
 mod tamper;
 mod tamper_proxy;
+mod turn;

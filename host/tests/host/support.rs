@@ -155,7 +155,7 @@ impl Exit {
 }
 
 impl Running {
-    fn spawn(args: &[std::ffi::OsString]) -> Self {
+    pub fn spawn(args: &[std::ffi::OsString]) -> Self {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
         let mut child = tokio::process::Command::new(BIN)
             .args(args)

@@ -225,10 +225,20 @@ async fn the_offer_in_place_of_the_answer_is_refused_by_the_sender() {
         "{}",
         sender.stderr
     );
-    // The receiver has sent its answer and waits for the sender's data channel, which will not
-    // come; nothing tells it the sender refused, so it would wait out its 30 s step timeout and
-    // exit 6. That wait is not what this test is about: stop it, and check it wrote nothing.
-    drop(started.receiver);
+    // The receiver has sent its answer and waits for the data channel; the sender tells it at
+    // once that there will be none (not after its 30 s step timeout).
+    let before = std::time::Instant::now();
+    let receiver = started.receiver.exit(EXIT_LIMIT).await;
+    assert_eq!(receiver.code, Some(3), "{receiver:?}");
+    assert!(
+        receiver
+            .stderr
+            .contains("refused the connection: wrong code or tampering"),
+        "{}",
+        receiver.stderr
+    );
+    // A functional bound, not a speed check: the step timeout would be 30 s.
+    assert!(before.elapsed() < std::time::Duration::from_secs(20));
     assert_nothing_written(&started.out);
 }
 

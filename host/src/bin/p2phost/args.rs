@@ -38,6 +38,9 @@ pub(crate) struct Common {
         requires = "turn"
     )]
     pub(crate) turn_pass: Option<String>,
+    /// Go through the TURN relay only: the peers never learn each other's addresses.
+    #[arg(long, requires = "turn")]
+    pub(crate) relay_only: bool,
     /// Print newline-delimited JSON events on stdout instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -116,6 +119,7 @@ impl Common {
                 url: url.clone(),
                 username: username.clone(),
                 password: password.clone(),
+                relay_only: self.relay_only,
             }),
             _ => None,
         };

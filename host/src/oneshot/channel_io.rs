@@ -100,6 +100,20 @@ impl FramePipe {
         }
     }
 
+    /// [`FramePipe::next`], failing if the peer sends nothing for `idle`: a peer that is still
+    /// connected but silent must not hold a transfer forever.
+    pub(crate) async fn next_within(
+        &mut self,
+        idle: std::time::Duration,
+    ) -> Result<Frame, OneshotError> {
+        tokio::time::timeout(idle, self.next()).await.map_err(|_| {
+            OneshotError::Channel(format!(
+                "the peer sent nothing for {} s while a transfer was under way",
+                idle.as_secs()
+            ))
+        })?
+    }
+
     /// The next whole frame if one has arrived, without waiting.
     pub(crate) fn try_next(&mut self) -> Result<Option<Frame>, OneshotError> {
         while let Ok(bytes) = self.incoming.try_recv() {

@@ -10,6 +10,9 @@ use crate::session::{self, SessionOptions};
 use crate::store::PartFile;
 use crate::transfer::{Control, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
+/// How long the receiver waits for the sender's next frame before giving up.
+const SENDER_IDLE_LIMIT: Duration = Duration::from_secs(60);
+
 /// What a finished receive did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceiveReport {
@@ -93,7 +96,8 @@ impl<O: Observer> Run<'_, O> {
         pipe: &mut FramePipe,
     ) -> Result<(), OneshotError> {
         loop {
-            let frame = pipe.next().await?;
+            // The sender always has something to send the receiver: its offer, chunks, its done.
+            let frame = pipe.next_within(SENDER_IDLE_LIMIT).await?;
             let mut pending: std::collections::VecDeque<ReceiverEvent> =
                 receiver.handle(frame)?.into();
             while let Some(event) = pending.pop_front() {

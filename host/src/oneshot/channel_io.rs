@@ -27,7 +27,8 @@ pub(crate) struct FramePipe {
 impl FramePipe {
     /// A pipe over `link`'s channel; its early messages come out first.
     pub(crate) fn new(link: &Connected) -> Self {
-        let (frames, incoming) = mpsc::channel(256);
+        // 32 frames of up to 64 KiB: bounds what waits for a slow disk (2 MiB) on top of webrtc-rs's queue.
+        let (frames, incoming) = mpsc::channel(32);
         let channel = Arc::clone(&link.channel);
         let polled = Arc::clone(&channel);
         let early = link.early_messages.clone();

@@ -4,6 +4,13 @@
 //! the kernel's default 208 KiB receive buffer, loopback bursts overflow it, and every lost SCTP
 //! packet then waits out SCTP's 1 s minimum retransmission timeout: throughput collapses to a few
 //! MB/s (measured: ../shared/DESIGN.md §9). 4 MiB buffers remove the drops.
+//!
+//! While a connection is being set up, its timers are also cut short. webrtc-rs 0.21.1's driver
+//! queues some packets while it handles an event and sends them only when a timer wakes it: three
+//! waits of ~200 ms each (before DTLS, between DTLS and SCTP, before the channel opens) put the
+//! first byte ~615 ms after the start; with timers capped at 2 ms it comes after 21–39 ms
+//! (docs/BENCHMARKS.md). Once connected the cap is lifted: the same timers pace its close and
+//! its send backstop.
 
 use std::future::Future;
 use std::io;
@@ -21,17 +28,35 @@ use webrtc::runtime::{
 /// Socket buffer size asked of the kernel for each ICE UDP socket.
 pub(crate) const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-/// [`TokioRuntime`] with tuned UDP socket buffers.
+/// The longest timer while the connection is being set up.
+const SETUP_TIMER_CAP: Duration = Duration::from_millis(2);
+
+/// [`TokioRuntime`] with tuned UDP socket buffers, and short timers until [`SetupDone::mark`].
 #[derive(Debug)]
 pub(crate) struct TunedRuntime {
     inner: TokioRuntime,
+    setting_up: Arc<AtomicBool>,
+}
+
+/// Ends the short-timer phase of a [`TunedRuntime`].
+#[derive(Debug, Clone)]
+pub(crate) struct SetupDone(Arc<AtomicBool>);
+
+impl SetupDone {
+    /// The connection is up (or given up): timers run as asked from now on.
+    pub(crate) fn mark(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl TunedRuntime {
-    pub(crate) fn new() -> Self {
-        Self {
+    pub(crate) fn new() -> (Self, SetupDone) {
+        let setting_up = Arc::new(AtomicBool::new(true));
+        let runtime = Self {
             inner: TokioRuntime,
-        }
+            setting_up: Arc::clone(&setting_up),
+        };
+        (runtime, SetupDone(setting_up))
     }
 }
 
@@ -98,6 +123,9 @@ impl Runtime for TunedRuntime {
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        if self.setting_up.load(Ordering::Relaxed) {
+            return self.inner.sleep(duration.min(SETUP_TIMER_CAP));
+        }
         self.inner.sleep(duration)
     }
 

@@ -12,7 +12,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder,
 };
 
-use super::tuned_runtime::TunedRuntime;
+use super::tuned_runtime::{SetupDone, TunedRuntime};
 use super::{Channel, Connected, SessionError, SessionOptions};
 use crate::code::{Opener, Sealer, SessionKeys};
 
@@ -59,6 +59,7 @@ impl PeerConnectionEventHandler for Handler {
 
 struct Link {
     peer_connection: Arc<dyn PeerConnection>,
+    setup_done: SetupDone,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathered: mpsc::Receiver<()>,
     failed: mpsc::Receiver<()>,
@@ -101,10 +102,11 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_BUFFER)
         .with_sctp_mtu(SCTP_MTU)
         .build();
+    let (runtime, setup_done) = TunedRuntime::new();
     let peer_connection = PeerConnectionBuilder::new()
         .with_configuration(configuration.build())
         .with_setting_engine(settings)
-        .with_runtime(Arc::new(TunedRuntime::new()))
+        .with_runtime(Arc::new(runtime))
         .with_handler(Arc::new(Handler {
             gathered: gathered_tx,
             failed: failed_tx,
@@ -119,6 +121,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .map_err(webrtc_error("creating the peer connection"))?;
     Ok(Link {
         peer_connection: Arc::new(peer_connection),
+        setup_done,
         state,
         gathered,
         failed,
@@ -135,6 +138,7 @@ impl Link {
         early_messages: Vec<Bytes>,
         verification: String,
     ) -> Connected {
+        self.setup_done.mark();
         channel.close().await;
         Connected {
             channel: data,

@@ -117,7 +117,7 @@ impl<O: Observer> Run<'_, O> {
                     }
                     ReceiverEvent::Data { file, offset, data } => {
                         let part = self.part(file)?;
-                        super::blocking_io(|| part.write(offset, &data))?;
+                        part.write(offset, &data)?;
                         self.stored += data.len() as u64;
                         self.observer.progress(self.stored);
                     }

@@ -205,12 +205,9 @@ fn read_chunk(
     let mut frame = chunk_frame(file, offset, 0, len);
     let header = frame.len();
     frame.resize(header + len, 0);
-    super::blocking_io(|| {
-        handle.seek(SeekFrom::Start(offset))?;
-        // A file that shrank since it was hashed fails here; one that changed fails the
-        // receiver's hash check.
-        handle.read_exact(&mut frame[header..])
-    })
-    .map_err(io)?;
+    handle.seek(SeekFrom::Start(offset)).map_err(io)?;
+    // A file that shrank since it was hashed fails here; one that changed fails the receiver's
+    // hash check.
+    handle.read_exact(&mut frame[header..]).map_err(io)?;
     Ok(frame)
 }

@@ -22,6 +22,7 @@
 pub mod frames;
 pub mod manifest;
 mod receiver;
+pub mod replay;
 mod sender;
 
 pub use frames::{Chunk, Control, Frame, FrameDecoder, FrameError, PROTOCOL_VERSION};

@@ -160,14 +160,7 @@ impl SenderRendezvous {
         let code = TransferCode::generate(nameplate, words).map_err(|e| {
             SessionError::Protocol(format!("cannot make a code of {words} words: {e}"))
         })?;
-        Ok(Self {
-            client,
-            events,
-            room,
-            code,
-            options,
-            peer_present: false,
-        })
+        Ok(Self::waiting(client, events, room, code, options, 1))
     }
 
     /// Like [`SenderRendezvous::open`], with a code the user chose: joins its nameplate's room,
@@ -179,14 +172,26 @@ impl SenderRendezvous {
         let (client, events) = connect(&options).await?;
         let room = RoomId::nameplate(code.nameplate());
         let members = client.join(&room).await?;
-        Ok(Self {
+        Ok(Self::waiting(client, events, room, code, options, members))
+    }
+
+    /// In `room` with `members` members, this side included.
+    fn waiting(
+        client: SignalingClient,
+        events: ClientEvents,
+        room: RoomId,
+        code: TransferCode,
+        options: SessionOptions,
+        members: usize,
+    ) -> Self {
+        Self {
             client,
             events,
             room,
             code,
             options,
             peer_present: members >= 2,
-        })
+        }
     }
 
     /// The code to show the user.

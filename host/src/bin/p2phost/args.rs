@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Common {
-    /// Signaling server URL [env: P2PHOST_SERVER; default: ws://127.0.0.1:8787].
+    /// Signaling server URL.
     #[arg(long, env = "P2PHOST_SERVER", default_value = "ws://127.0.0.1:8787")]
     pub(crate) server: String,
     /// STUN server, like stun:HOST:3478 [default: the signaling server's host, port 3478].
@@ -30,7 +30,7 @@ pub(crate) struct Common {
     /// TURN user name.
     #[arg(long, requires = "turn")]
     pub(crate) turn_user: Option<String>,
-    /// TURN password [env: P2PHOST_TURN_PASS].
+    /// TURN password.
     #[arg(
         long,
         env = "P2PHOST_TURN_PASS",

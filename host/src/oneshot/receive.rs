@@ -157,6 +157,8 @@ impl<O: Observer> Run<'_, O> {
         receiver: &mut Receiver,
         manifest: &ValidManifest,
     ) -> Result<(Control, Vec<ReceiverEvent>), OneshotError> {
+        // Before anything is created: an offer that cannot fit is refused whole.
+        crate::store::check_space(self.out, manifest.files.iter().map(|f| (&f.path, f.size)))?;
         std::fs::create_dir_all(self.out).map_err(|source| crate::store::StoreError::Io {
             path: self.out.to_path_buf(),
             source,

@@ -9,7 +9,9 @@
 mod part_file;
 mod safe_path;
 mod scan;
+mod space;
 
 pub use part_file::{ChunkGroups, PartFile, StoreError};
 pub use safe_path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, SafePath};
 pub use scan::{Scan, ScanError, ScannedFile, scan};
+pub use space::{available_bytes, check_space};

@@ -27,6 +27,19 @@ pub enum StoreError {
         /// The cause.
         source: io::Error,
     },
+    /// The offer does not fit on the disk.
+    #[error(
+        "not enough space in {}: the offer needs {need} more bytes and {free} are free; free some space or receive elsewhere (--out)",
+        .path.display()
+    )]
+    NoSpace {
+        /// The folder received into.
+        path: PathBuf,
+        /// Bytes the transfer would write.
+        need: u64,
+        /// Bytes free there.
+        free: u64,
+    },
     /// The final name is taken and overwriting was not asked for.
     #[error("{} exists; it was left untouched (pass --overwrite to replace it)", .0.display())]
     Exists(PathBuf),

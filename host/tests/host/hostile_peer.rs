@@ -262,6 +262,33 @@ async fn inconsistent_or_oversized_offers_are_refused() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_larger_than_the_free_space_is_refused_before_anything_is_written() {
+    let servers = signaling().await;
+    // 16 TiB, consistent (one hash per 256 MiB group, 4 MiB of JSON): no disk here has room.
+    let group_size: u64 = 256 * 1024 * 1024;
+    let size: u64 = 16 << 40;
+    let hash = "00".repeat(32);
+    let offer = Manifest {
+        chunk_size: 65_536,
+        group_size,
+        files: vec![FileEntry {
+            path: "huge.bin".into(),
+            size,
+            mode: 0o644,
+            hash: hash.clone(),
+            groups: vec![hash; usize::try_from(size / group_size).unwrap()],
+        }],
+        dirs: vec![],
+    };
+    let (exit, parent) = against_the_receiver(&servers, offering(offer)).await;
+    assert_eq!(exit.code, Some(5), "{exit:?}");
+    assert!(exit.stderr.contains("not enough space"), "{}", exit.stderr);
+    assert!(exit.stderr.contains("--out"), "{}", exit.stderr);
+    assert_eq!(exit.last_event()["kind"], "io", "{}", exit.stdout);
+    assert_untouched(parent.path());
+}
+
 /// A manifest that declares ten million directories, about 110 MB of JSON: sent in parts until
 /// the receiver's bound on a control message has been passed, which must stop it there rather
 /// than buffer the rest.

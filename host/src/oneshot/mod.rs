@@ -53,6 +53,9 @@ pub enum OneshotError {
     /// The data channel failed or closed early.
     #[error("the connection to the peer broke: {0}")]
     Channel(String),
+    /// A bug on this side.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The user did not accept the offer.
     #[error("the offer was refused: {0}")]
     Refused(String),
@@ -77,6 +80,7 @@ impl OneshotError {
             Self::Scan(_) | Self::Store(_) => 5,
             Self::Session(_) | Self::Channel(_) => 6,
             Self::Transfer(_) => 7,
+            Self::Internal(_) => 1,
         }
     }
 
@@ -87,6 +91,7 @@ impl OneshotError {
             4 => "refused",
             5 => "io",
             6 => "connection",
+            1 => "internal",
             _ => "protocol",
         }
     }

@@ -10,7 +10,11 @@ use crate::session::{self, SessionOptions};
 use crate::store::PartFile;
 use crate::transfer::{Control, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
-/// How long the receiver waits for the sender's next frame before giving up.
+fn violation(what: &str) -> OneshotError {
+    OneshotError::Transfer(TransferError::Unexpected(what.into()))
+}
+
+/// How long the receiver waits for the sender's next frame, once the offer is taken.
 const SENDER_IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a finished receive did.
@@ -55,7 +59,11 @@ pub async fn receive(
     };
     let result = run.drive(&mut receiver, &mut pipe).await;
     if let Err(e) = &result {
-        let peer_spoke = matches!(e, OneshotError::Transfer(TransferError::Peer { .. }));
+        // A decline was said already; the peer's own error needs no answer.
+        let peer_spoke = matches!(
+            e,
+            OneshotError::Transfer(TransferError::Peer { .. }) | OneshotError::Refused(_)
+        );
         if !peer_spoke {
             let message = Control::Error {
                 kind: e.kind().into(),
@@ -96,15 +104,20 @@ impl<O: Observer> Run<'_, O> {
         pipe: &mut FramePipe,
     ) -> Result<(), OneshotError> {
         loop {
-            // The sender always has something to send the receiver: its offer, chunks, its done.
-            let frame = pipe.next_within(SENDER_IDLE_LIMIT).await?;
+            // Once the offer is taken the sender always has something to send: chunks, its done.
+            // Before, it may still be hashing its files, which takes as long as reading them.
+            let frame = if self.offered {
+                pipe.next_within(SENDER_IDLE_LIMIT).await?
+            } else {
+                pipe.next().await?
+            };
             let mut pending: std::collections::VecDeque<ReceiverEvent> =
                 receiver.handle(frame)?.into();
             while let Some(event) = pending.pop_front() {
                 match event {
                     ReceiverEvent::Offer(manifest) => {
                         if std::mem::replace(&mut self.offered, true) {
-                            return Err(OneshotError::Channel("a second offer".into()));
+                            return Err(violation("a second offer"));
                         }
                         if let Err(reason) = self.observer.offer(&manifest) {
                             pipe.send_control(&receiver.decline(reason.clone())).await?;
@@ -122,13 +135,11 @@ impl<O: Observer> Run<'_, O> {
                         self.observer.progress(self.stored);
                     }
                     ReceiverEvent::FileComplete(file) => {
-                        let part =
-                            self.parts
-                                .get_mut(file)
-                                .and_then(Option::take)
-                                .ok_or_else(|| {
-                                    OneshotError::Channel(format!("file {file} completed twice"))
-                                })?;
+                        let part = self
+                            .parts
+                            .get_mut(file)
+                            .and_then(Option::take)
+                            .ok_or_else(|| violation(&format!("file {file} completed twice")))?;
                         // Verifies, syncs and renames: the slow part on a real disk.
                         self.paths.push(super::blocking_io(|| part.finish())?);
                     }
@@ -146,9 +157,7 @@ impl<O: Observer> Run<'_, O> {
         self.parts
             .get_mut(file)
             .and_then(Option::as_mut)
-            .ok_or_else(|| {
-                OneshotError::Channel(format!("data for file {file}, which is not open"))
-            })
+            .ok_or_else(|| violation(&format!("data for file {file}, which is not open")))
     }
 
     /// Creates the folders, opens every `.part` file and answers with the resume offsets.

@@ -72,7 +72,7 @@ pub async fn send(
         failed => {
             let error = match failed {
                 Ok(Err(e)) => OneshotError::Scan(e),
-                _ => OneshotError::Channel("the hashing task failed".into()),
+                _ => OneshotError::Internal("the hashing task failed".into()),
             };
             let _ = pipe
                 .send_control(&Control::Error {
@@ -95,6 +95,7 @@ pub async fn send(
         started: Instant::now(),
         skipped: 0,
         total,
+        accepted: false,
     };
     let outcome = run.drive(&first, observer).await;
     let started = run.started;
@@ -141,7 +142,12 @@ struct Run<'a> {
     /// Bytes the receiver had already (resume).
     skipped: u64,
     total: u64,
+    accepted: bool,
 }
+
+/// How long the sender waits for the receiver once the offer is accepted: the receiver's last
+/// step syncs every file, which can take minutes on a slow disk.
+const RECEIVER_IDLE_LIMIT: Duration = Duration::from_secs(300);
 
 impl Run<'_> {
     /// Sends the offer and every chunk; `Ok(files)` once the receiver confirmed it stored them.
@@ -174,8 +180,13 @@ impl Run<'_> {
             } else if let Some(done) = self.sender.done() {
                 self.pipe.send_control(&done).await?;
             } else {
-                // Nothing to send until the receiver answers.
-                let frame = self.pipe.next().await?;
+                // Nothing to send until the receiver answers. Before it accepts, a person may be
+                // reading the offer: no limit. After the done, only its last checks are left.
+                let frame = if self.accepted {
+                    self.pipe.next_within(RECEIVER_IDLE_LIMIT).await?
+                } else {
+                    self.pipe.next().await?
+                };
                 if let Some(files) = self.on_frame(frame, observer)? {
                     return Ok(files);
                 }
@@ -191,6 +202,7 @@ impl Run<'_> {
     ) -> Result<Option<u64>, TransferError> {
         match self.sender.handle(frame)? {
             SenderEvent::Accepted { skipped } => {
+                self.accepted = true;
                 self.started = Instant::now();
                 self.skipped = skipped;
                 observer.started(self.total, skipped);
@@ -212,7 +224,7 @@ fn read_chunk(
 ) -> Result<BytesMut, OneshotError> {
     let path = sources
         .get(file as usize)
-        .ok_or_else(|| OneshotError::Channel(format!("no file {file}")))?;
+        .ok_or_else(|| OneshotError::Internal(format!("no file {file}")))?;
     let io = |source| crate::store::ScanError::Io {
         path: path.clone(),
         source,
@@ -221,7 +233,7 @@ fn read_chunk(
         *open = Some((file, File::open(path).map_err(io)?));
     }
     let Some((_, handle)) = open.as_mut() else {
-        return Err(OneshotError::Channel("file handle lost".into()));
+        return Err(OneshotError::Internal("file handle lost".into()));
     };
     let mut frame = chunk_frame(file, offset, 0, len);
     let header = frame.len();

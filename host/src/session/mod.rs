@@ -28,7 +28,9 @@ use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingCl
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
 
-use crate::code::{Handshake, PakeError, Role, SealError, SessionKeys, TransferCode};
+use crate::code::{
+    Handshake, Opener, PakeError, Role, SealError, Sealer, SessionKeys, TransferCode,
+};
 
 /// How to reach the other peer.
 #[derive(Debug, Clone)]
@@ -107,6 +109,11 @@ pub enum SessionError {
     /// The peer refused what it got through the signaling server and gave up.
     #[error("the peer refused the connection: wrong code or tampering")]
     PeerRefused,
+    /// The peer could not set up its side of the connection.
+    #[error(
+        "the peer could not connect (no network path between the peers, or a timeout; try --turn)"
+    )]
+    PeerFailed,
     /// The peer left before the connection was up.
     #[error("the peer left before the connection was made")]
     PeerLeft,
@@ -287,9 +294,23 @@ struct Channel {
 }
 
 const PAKE_PREFIX: &str = "pake ";
-/// Tells the peer this side gave up (unsealed: a server that forges it could as well drop the
-/// connection; it only spares the peer a timeout).
-const ABORT: &str = "abort";
+/// A sealed message that tells the peer this side gave up during the WebRTC setup, so that it
+/// stops at once rather than after a timeout: `abort refused` (what came through the server did
+/// not verify) or `abort failed` (no network path, a timeout, a WebRTC error).
+const ABORT_PREFIX: &str = "abort ";
+const ABORT_REFUSED: &str = "refused";
+const ABORT_FAILED: &str = "failed";
+
+/// The error a sealed abort from the peer stands for, if `plain` is one.
+fn abort_reason(plain: &[u8]) -> Option<SessionError> {
+    let kind = std::str::from_utf8(plain)
+        .ok()?
+        .strip_prefix(ABORT_PREFIX)?;
+    Some(match kind {
+        ABORT_REFUSED => SessionError::PeerRefused,
+        _ => SessionError::PeerFailed,
+    })
+}
 
 impl Channel {
     async fn send(&self, payload: String) -> Result<(), SessionError> {
@@ -339,23 +360,33 @@ impl Channel {
         Ok(keys)
     }
 
-    /// Resolves when the peer says it gave up; never if it leaves quietly (which it does once
-    /// connected).
-    async fn aborted(&mut self) -> SessionError {
+    /// Resolves when the peer says, sealed, that it gave up; never if it leaves quietly (which it
+    /// does once connected). Anything else in the room is not for this moment, and is ignored.
+    async fn aborted(&mut self, opener: &mut Opener) -> SessionError {
         while let Some(event) = self.events.next().await {
             if let Event::Message { room, payload } = event
                 && room == self.room
-                && payload == ABORT
+                && let Ok(plain) = opener.open(&payload)
+                && let Some(gave_up) = abort_reason(&plain)
             {
-                return SessionError::PeerRefused;
+                return gave_up;
             }
         }
         std::future::pending().await
     }
 
-    /// Tells the peer this side gave up, then leaves.
-    async fn abort(self, error: SessionError) -> SessionError {
-        let _ = self.send(ABORT.into()).await;
+    /// Tells the peer, sealed, that this side gave up and why, then leaves.
+    async fn abort(self, sealer: &mut Sealer, error: SessionError) -> SessionError {
+        let kind = match error {
+            SessionError::Pake(_)
+            | SessionError::Seal(_)
+            | SessionError::Protocol(_)
+            | SessionError::PeerRefused => ABORT_REFUSED,
+            _ => ABORT_FAILED,
+        };
+        if let Ok(sealed) = sealer.seal(format!("{ABORT_PREFIX}{kind}").as_bytes()) {
+            let _ = self.send(sealed).await;
+        }
         self.fail(error).await
     }
 

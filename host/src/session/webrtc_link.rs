@@ -149,6 +149,13 @@ impl Link {
         }
     }
 
+    /// Ends a connection that never came up: its timers back to normal first, so that its close
+    /// (and a TURN allocation's release) gets the time it asks for.
+    async fn discard(&self) {
+        self.setup_done.mark();
+        let _ = self.peer_connection.close().await;
+    }
+
     /// Sets `description` as the local one and, once ICE gathering is done, sends it (with every
     /// candidate in it) sealed to the peer.
     async fn publish(
@@ -198,7 +205,11 @@ async fn receive_description(
     doing: &'static str,
 ) -> Result<RTCSessionDescription, SessionError> {
     let sealed = channel.next(doing).await?;
-    let description: RTCSessionDescription = serde_json::from_slice(&opener.open(&sealed)?)
+    let plain = opener.open(&sealed)?;
+    if let Some(gave_up) = super::abort_reason(&plain) {
+        return Err(gave_up);
+    }
+    let description: RTCSessionDescription = serde_json::from_slice(&plain)
         .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))?;
     if description.sdp_type != expected {
         return Err(SessionError::Protocol(format!(
@@ -264,7 +275,27 @@ pub(super) async fn offer(
 ) -> Result<Connected, SessionError> {
     let verification = keys.verification().to_owned();
     let (mut sealer, mut opener) = keys.split();
-    let mut link = build(options).await?;
+    let mut link = match build(options).await {
+        Ok(link) => link,
+        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+    };
+    match offer_steps(&mut link, &mut channel, &mut sealer, &mut opener, options).await {
+        Ok((data, early)) => Ok(link.connected(channel, data, early, verification).await),
+        Err(e) => {
+            link.discard().await;
+            // The receiver waits for the data channel: tell it none will come, and why.
+            Err(channel.abort(&mut sealer, e).await)
+        }
+    }
+}
+
+async fn offer_steps(
+    link: &mut Link,
+    channel: &mut Channel,
+    sealer: &mut Sealer,
+    opener: &mut Opener,
+    options: &SessionOptions,
+) -> Result<(Arc<dyn DataChannel>, Vec<Bytes>), SessionError> {
     let pc = Arc::clone(&link.peer_connection);
     // The channel must exist before the offer, so the offer negotiates SCTP.
     let data = pc
@@ -275,27 +306,19 @@ pub(super) async fn offer(
         .create_offer(None)
         .await
         .map_err(webrtc_error("creating the offer"))?;
-    link.publish(offer, &channel, &mut sealer, options).await?;
-    // The receiver waits for the data channel from here on: if none will come, tell it.
-    let answer = match receive_description(
-        &mut channel,
-        &mut opener,
+    link.publish(offer, channel, sealer, options).await?;
+    let answer = receive_description(
+        channel,
+        opener,
         RTCSdpType::Answer,
         "waiting for the answer",
     )
-    .await
-    {
-        Ok(answer) => answer,
-        Err(e) => return Err(channel.abort(e).await),
-    };
-    if let Err(e) = pc.set_remote_description(answer).await {
-        return Err(channel.abort(webrtc_error("applying the answer")(e)).await);
-    }
-    let early = match wait_open(&mut link, &data, options).await {
-        Ok(early) => early,
-        Err(e) => return Err(channel.abort(e).await),
-    };
-    Ok(link.connected(channel, data, early, verification).await)
+    .await?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(webrtc_error("applying the answer"))?;
+    let early = wait_open(link, &data, options).await?;
+    Ok((data, early))
 }
 
 /// The receiver's side: answers the offer.
@@ -306,15 +329,50 @@ pub(super) async fn answer(
 ) -> Result<Connected, SessionError> {
     let verification = keys.verification().to_owned();
     let (mut sealer, mut opener) = keys.split();
-    let mut link = build(options).await?;
-    let pc = Arc::clone(&link.peer_connection);
-    let offer = receive_description(
+    // The connection is built once the offer is here: no sockets and timers while waiting.
+    let offer = match receive_description(
         &mut channel,
         &mut opener,
         RTCSdpType::Offer,
         "waiting for the offer",
     )
-    .await?;
+    .await
+    {
+        Ok(offer) => offer,
+        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+    };
+    let mut link = match build(options).await {
+        Ok(link) => link,
+        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+    };
+    let steps = answer_steps(
+        &mut link,
+        offer,
+        &mut channel,
+        &mut sealer,
+        &mut opener,
+        options,
+    );
+    match steps.await {
+        Ok(data) => Ok(link
+            .connected(channel, data, Vec::new(), verification)
+            .await),
+        Err(e) => {
+            link.discard().await;
+            Err(channel.abort(&mut sealer, e).await)
+        }
+    }
+}
+
+async fn answer_steps(
+    link: &mut Link,
+    offer: RTCSessionDescription,
+    channel: &mut Channel,
+    sealer: &mut Sealer,
+    opener: &mut Opener,
+    options: &SessionOptions,
+) -> Result<Arc<dyn DataChannel>, SessionError> {
+    let pc = Arc::clone(&link.peer_connection);
     pc.set_remote_description(offer)
         .await
         .map_err(webrtc_error("applying the offer"))?;
@@ -322,22 +380,17 @@ pub(super) async fn answer(
         .create_answer(None)
         .await
         .map_err(webrtc_error("creating the answer"))?;
-    link.publish(answer, &channel, &mut sealer, options).await?;
-    let data = {
-        let arrival = link.channels.recv();
-        // A sender that refuses the answer (tampering) says so: stop now rather than after the
-        // timeout.
-        tokio::select! {
-            data = tokio::time::timeout(options.step_timeout, arrival) => data
-                .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
-                .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into()))?,
-            refused = channel.aborted() => return Err(refused),
-            _ = link.failed.recv() => return Err(no_path()),
-        }
-    };
-    Ok(link
-        .connected(channel, data, Vec::new(), verification)
-        .await)
+    link.publish(answer, channel, sealer, options).await?;
+    let arrival = link.channels.recv();
+    // A sender that refuses the answer (tampering) or fails says so: stop now rather than
+    // after the timeout.
+    tokio::select! {
+        data = tokio::time::timeout(options.step_timeout, arrival) => data
+            .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
+            .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into())),
+        gave_up = channel.aborted(opener) => Err(gave_up),
+        _ = link.failed.recv() => Err(no_path()),
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,11 @@ async fn a_flipped_bit_in_a_sealed_payload_is_refused() {
         (To::Receiver, 2) => vec![flip_a_bit(&payload)],
         _ => vec![payload],
     });
-    assert_refused(&transfer_through(&servers, offer).await, &[To::Receiver]);
+    // The receiver refuses it, and its sealed abort tells the sender at once.
+    assert_refused(
+        &transfer_through(&servers, offer).await,
+        &[To::Sender, To::Receiver],
+    );
 
     // The first sealed message after the PAKE: the receiver's key confirmation.
     let confirmation = Box::new(|to, index, payload: String| match (to, index) {

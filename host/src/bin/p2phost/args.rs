@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use p2phost::code::{DEFAULT_WORDS, TransferCode};
+use p2phost::code::{DEFAULT_WORDS, MAX_WORDS, TransferCode};
 use p2phost::session::{SessionOptions, TurnServer};
 
 /// End-to-end encrypted peer-to-peer file transfer.
@@ -18,7 +18,7 @@ pub(crate) struct Cli {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Common {
     /// Signaling server URL.
-    #[arg(long, env = "P2PHOST_SERVER", default_value = "ws://127.0.0.1:8787")]
+    #[arg(long, env = "P2PHOST_SERVER", default_value = crate::DEFAULT_SERVER)]
     pub(crate) server: String,
     /// STUN server, like stun:HOST:3478 [default: the signaling server's host, port 3478].
     #[arg(long)]
@@ -31,20 +31,18 @@ pub(crate) struct Common {
     #[arg(long, requires = "turn")]
     pub(crate) turn_user: Option<String>,
     /// TURN password.
-    #[arg(
-        long,
-        env = "P2PHOST_TURN_PASS",
-        hide_env_values = true,
-        requires = "turn"
-    )]
+    // No `requires = "turn"`: a password exported in the environment must not break commands
+    // that do not use TURN.
+    #[arg(long, env = "P2PHOST_TURN_PASS", hide_env_values = true)]
     pub(crate) turn_pass: Option<String>,
-    /// Go through the TURN relay only: the peers never learn each other's addresses.
+    /// Use only the TURN relay: this side's addresses stay hidden from the other (which needs
+    /// --relay-only too to hide its own), and no STUN server is asked.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
     /// Print newline-delimited JSON events on stdout instead of text.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Print nothing but errors.
+    /// Print nothing but errors (and the code, which the receiver needs).
     #[arg(long)]
     pub(crate) quiet: bool,
     /// Show a verification string once connected; it is the same on both sides unless someone is
@@ -60,8 +58,9 @@ pub(crate) enum Command {
         #[command(flatten)]
         common: Common,
         /// Words in the code (more words, harder to guess).
-        #[arg(long, default_value_t = DEFAULT_WORDS, conflicts_with = "code")]
-        words: usize,
+        #[arg(long, default_value_t = DEFAULT_WORDS as u16, conflicts_with = "code",
+              value_parser = clap::value_parser!(u16).range(DEFAULT_WORDS as i64..=MAX_WORDS as i64))]
+        words: u16,
         /// Use this code instead of a fresh one, like 7-guitar-orbit (the receiver may already
         /// be waiting with it). The words come from the same list as generated codes.
         #[arg(long)]
@@ -123,9 +122,10 @@ impl Common {
             }),
             _ => None,
         };
+        let relay_only = turn.as_ref().is_some_and(|t: &TurnServer| t.relay_only);
         Ok(SessionOptions {
             signaling_url: self.server.clone(),
-            ice_servers: vec![stun],
+            ice_servers: if relay_only { Vec::new() } else { vec![stun] },
             turn,
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
@@ -139,7 +139,7 @@ pub(crate) fn chosen_code(text: &str) -> Result<TransferCode, String> {
     let code = TransferCode::parse(text).map_err(|e| format!("--code: {e}"))?;
     if code.words() < DEFAULT_WORDS {
         return Err(format!(
-            "--code: one word is too easy to guess; use at least {DEFAULT_WORDS}, like 7-guitar-orbit"
+            "--code: fewer than {DEFAULT_WORDS} words are too easy to guess; use {DEFAULT_WORDS} or more, like 7-guitar-orbit"
         ));
     }
     Ok(code)

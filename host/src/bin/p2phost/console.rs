@@ -97,7 +97,8 @@ impl Console {
                 String::new,
             );
         }
-        eprintln!("error: {message}");
+        // The message may quote the peer or the server: no control characters reach the terminal.
+        eprintln!("error: {}", printable(message));
     }
 
     fn clear_bar(&mut self) {
@@ -124,14 +125,25 @@ impl Console {
 
 impl Observer for Console {
     fn skipped(&mut self, path: &std::path::Path, why: &str) {
-        // Warnings go to stderr in every style, names escaped like the peer's.
-        eprintln!(
-            "warning: skipped {} ({why})",
-            path.display().to_string().escape_debug()
-        );
+        let path = path.display().to_string();
+        if self.style == Style::Json {
+            self.say(
+                json!({"event": "skipped", "path": path, "why": why}),
+                String::new,
+            );
+        }
+        // Warnings go to stderr in every style but JSON's, names escaped like the peer's.
+        if self.style != Style::Json {
+            eprintln!("warning: skipped {} ({why})", printable(&path));
+        }
     }
 
     fn code(&mut self, code: &TransferCode) {
+        if self.style == Style::Quiet {
+            // Even --quiet must say the code: without it nobody can receive.
+            println!("{code}");
+            return;
+        }
         self.say(json!({"event": "code", "code": code.to_string()}), || {
             format!(
                 "code: {code}\non the other machine run: p2phost receive{} {code}",
@@ -153,7 +165,14 @@ impl Observer for Console {
             json!({"event": "offer", "files": offer.files.len(), "bytes": offer.total_bytes}),
             || describe(offer),
         );
-        if self.yes { Ok(()) } else { self.ask() }
+        if self.yes {
+            return Ok(());
+        }
+        if self.style == Style::Quiet {
+            // Nobody accepts what they were not shown.
+            eprintln!("{}", describe(offer));
+        }
+        self.ask()
     }
 
     fn started(&mut self, total: u64, resumed: u64) {
@@ -162,12 +181,12 @@ impl Observer for Console {
             json!({"event": "start", "bytes": total, "resumed": resumed}),
             || match resumed {
                 0 => String::new(),
-                _ => format!("resuming: {} already here", mib(resumed)),
+                _ => format!("resuming: {} already here", size(resumed)),
             },
         );
         if self.style == Style::Text && std::io::stderr().is_terminal() {
             let style = ProgressStyle::with_template(
-                "{wide_bar} {binary_bytes}/{binary_total_bytes} {bytes_per_sec} ETA {eta}",
+                "{wide_bar} {binary_bytes}/{binary_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -195,20 +214,36 @@ impl Observer for Console {
     }
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+/// Sizes in binary units (MiB) everywhere; rates in MB/s everywhere (as the summary
+/// line has them).
+fn size(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
 }
 
-/// `sent 3 files, 64.0 MiB in 0.42 s, 152 MB/s` (rate over the bytes that crossed the wire).
+/// `text` with control characters escaped (`\u{1b}`), everything else as it is: safe for a
+/// terminal, and still readable for quotes, backslashes and non-ASCII names.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `sent 3 files, 64.00 MiB in 0.42 s, 152 MB/s` (rate over the bytes that crossed the wire).
 fn summary(verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) -> String {
     let noun = if files == 1 { "file" } else { "files" };
     let rate = wire as f64 / seconds.max(1e-6) / 1e6;
     let mut line = format!(
         "{verb} {files} {noun}, {} in {seconds:.2} s, {rate:.0} MB/s",
-        mib(wire)
+        size(wire)
     );
     if wire < bytes {
-        line.push_str(&format!(" ({} resumed)", mib(bytes - wire)));
+        line.push_str(&format!(" ({} resumed)", size(bytes - wire)));
     }
     line
 }
@@ -216,13 +251,13 @@ fn summary(verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) -> Strin
 fn describe(offer: &ValidManifest) -> String {
     let count = offer.files.len();
     let noun = if count == 1 { "file" } else { "files" };
-    let mut text = format!("offer: {count} {noun}, {}", mib(offer.total_bytes));
+    let mut text = format!("offer: {count} {noun}, {}", size(offer.total_bytes));
     for file in offer.files.iter().take(OFFER_LINES) {
         // Names from the peer are escaped before they reach the terminal.
         text.push_str(&format!(
-            "\n  {} ({} bytes)",
-            file.path.to_string().escape_debug(),
-            file.size
+            "\n  {} ({})",
+            printable(&file.path.to_string()),
+            size(file.size)
         ));
     }
     if offer.files.len() > OFFER_LINES {

@@ -18,6 +18,9 @@ use tracing_subscriber::EnvFilter;
 use args::{Cli, Command, Common};
 use console::{Console, Style};
 
+/// The signaling server when neither --server nor P2PHOST_SERVER says otherwise.
+const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
+
 /// Exit status of bad usage, as clap uses.
 const USAGE: i32 = 2;
 
@@ -83,7 +86,8 @@ fn main() {
             code,
         } => {
             let mut console = console(&common, yes);
-            let result = runtime.block_on(receive(&common, &mut console, &out, overwrite, &code));
+            let result =
+                runtime.block_on(receive(&common, &mut console, &out, overwrite, yes, &code));
             (console, result)
         }
     };
@@ -101,11 +105,12 @@ fn console(common: &Common, yes: bool) -> Console {
     } else {
         Style::Text
     };
-    // The receiver needs the same server; say so when it is not the default one.
-    let receive_flags = match std::env::var("P2PHOST_SERVER") {
-        Ok(env) if env == common.server => String::new(),
-        _ if common.server == "ws://127.0.0.1:8787" => String::new(),
-        _ => format!(" --server {}", common.server),
+    // The receiver needs the same server, and the other machine may not have the same
+    // P2PHOST_SERVER: name it unless it is the built-in default.
+    let receive_flags = if common.server == DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {}", common.server)
     };
     Console::new(style, common.verify, yes, receive_flags)
 }
@@ -113,14 +118,16 @@ fn console(common: &Common, yes: bool) -> Console {
 async fn send(
     common: &Common,
     console: &mut Console,
-    words: usize,
+    words: u16,
     code: Option<String>,
     paths: &[PathBuf],
 ) -> Result<(), Failure> {
     let options = common.session_options().map_err(Failure::usage)?;
     let code = match code {
         Some(text) => CodeChoice::Given(args::chosen_code(&text).map_err(Failure::usage)?),
-        None => CodeChoice::Generate { words },
+        None => CodeChoice::Generate {
+            words: usize::from(words),
+        },
     };
     let report = oneshot::send(options, paths, code, console).await?;
     console.done(
@@ -138,10 +145,19 @@ async fn receive(
     console: &mut Console,
     out: &Path,
     overwrite: bool,
+    yes: bool,
     code: &str,
 ) -> Result<(), Failure> {
     let options = common.session_options().map_err(Failure::usage)?;
     let code = TransferCode::parse(code).map_err(|e| Failure::usage(e.to_string()))?;
+    if !yes && !std::io::stdin().is_terminal() {
+        // Said before connecting: connecting would use up the sender's one-time code.
+        return Err(Failure {
+            kind: "refused",
+            exit: 4,
+            message: "no terminal to ask on: pass --yes to accept the offer without asking".into(),
+        });
+    }
     let report = oneshot::receive(options, &code, out, overwrite, console).await?;
     console.done(
         "received",

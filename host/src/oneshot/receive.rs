@@ -41,9 +41,9 @@ pub async fn receive(
     overwrite: bool,
     observer: &mut impl Observer,
 ) -> Result<ReceiveReport, OneshotError> {
-    let link = session::receive(options, code).await?;
+    let mut link = session::receive(options, code).await?;
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(&link);
+    let mut pipe = FramePipe::new(&mut link);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
     let mut run = Run {

@@ -64,9 +64,9 @@ pub async fn send(
         CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
     };
     observer.code(rendezvous.code());
-    let link = rendezvous.connect().await?;
+    let mut link = rendezvous.connect().await?;
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(&link);
+    let mut pipe = FramePipe::new(&mut link);
     let manifest = match hashing.await {
         Ok(Ok(manifest)) => manifest,
         failed => {

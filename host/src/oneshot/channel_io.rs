@@ -161,19 +161,42 @@ impl FramePipe {
 
 /// Resolves once the connection is disconnected, failed or closed.
 async fn peer_gone(state: &mut watch::Receiver<RTCPeerConnectionState>) -> OneshotError {
-    let gone = |s: &RTCPeerConnectionState| {
-        matches!(
-            s,
-            RTCPeerConnectionState::Disconnected
-                | RTCPeerConnectionState::Failed
-                | RTCPeerConnectionState::Closed
+    use RTCPeerConnectionState::{Closed, Connected, Disconnected, Failed};
+    loop {
+        let seen = match state
+            .wait_for(|s| matches!(s, Disconnected | Failed | Closed))
+            .await
+        {
+            Ok(s) => *s,
+            Err(_) => return OneshotError::Channel("the connection ended".into()),
+        };
+        if seen != Disconnected {
+            return OneshotError::Channel(format!("the peer went away (connection {seen})"));
+        }
+        // Disconnected can pass (a Wi-Fi blip, a roaming laptop): give it a while to come back.
+        let back = tokio::time::timeout(
+            DISCONNECTED_GRACE,
+            state.wait_for(|s| matches!(s, Connected | Failed | Closed)),
         )
-    };
-    match state.wait_for(gone).await {
-        Ok(s) => OneshotError::Channel(format!("the peer went away (connection {})", *s)),
-        Err(_) => OneshotError::Channel("the connection ended".into()),
+        .await;
+        match back {
+            Ok(Ok(s)) if *s == Connected => continue,
+            Ok(Ok(s)) => {
+                return OneshotError::Channel(format!("the peer went away (connection {})", *s));
+            }
+            Ok(Err(_)) => return OneshotError::Channel("the connection ended".into()),
+            Err(_) => {
+                return OneshotError::Channel(format!(
+                    "the peer went away (disconnected for {} s)",
+                    DISCONNECTED_GRACE.as_secs()
+                ));
+            }
+        }
     }
 }
+
+/// How long a disconnected peer connection may take to come back before the transfer fails.
+const DISCONNECTED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Drop for FramePipe {
     fn drop(&mut self) {

@@ -84,6 +84,30 @@ impl OneshotError {
         }
     }
 
+    /// What to tell the peer: local file errors name local paths, which are none of its business.
+    pub fn for_peer(&self) -> String {
+        match self {
+            Self::Store(
+                StoreError::Corrupt { .. }
+                | StoreError::Length { .. }
+                | StoreError::Manifest { .. },
+            ) => "the data did not match the offer's hashes or sizes".into(),
+            Self::Store(StoreError::Exists(path)) => format!(
+                "{} exists on the receiving side (it can pass --overwrite)",
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            ),
+            Self::Store(StoreError::NoSpace { need, free, .. }) => {
+                format!("not enough space on the receiving side: {need} bytes needed, {free} free")
+            }
+            Self::Scan(_) | Self::Store(_) => {
+                "a file could not be read or written on this side (the details are on its screen)"
+                    .into()
+            }
+            _ => self.to_string(),
+        }
+    }
+
     /// A short machine-readable name, for `--json`.
     pub fn kind(&self) -> &'static str {
         match self.exit_code() {

@@ -67,7 +67,7 @@ pub async fn receive(
         if !peer_spoke {
             let message = Control::Error {
                 kind: e.kind().into(),
-                message: e.to_string(),
+                message: e.for_peer(),
             };
             let _ = pipe.send_control(&message).await;
             pipe.flush(Duration::from_secs(2)).await;

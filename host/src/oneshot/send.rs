@@ -77,7 +77,7 @@ pub async fn send(
             let _ = pipe
                 .send_control(&Control::Error {
                     kind: error.kind().into(),
-                    message: error.to_string(),
+                    message: error.for_peer(),
                 })
                 .await;
             pipe.flush(Duration::from_secs(2)).await;
@@ -110,7 +110,7 @@ pub async fn send(
                 let _ = pipe
                     .send_control(&Control::Error {
                         kind: e.kind().into(),
-                        message: e.to_string(),
+                        message: e.for_peer(),
                     })
                     .await;
                 // The receiver should read why, not just see the connection drop.

@@ -305,10 +305,11 @@ impl PartFile {
         Ok(())
     }
 
-    /// Gives the stored file the sender's permission bits: executables stay executable. Owner read
-    /// and write are always kept, and group and others never get write or the special bits.
+    /// Gives the stored file the sender's permission bits within what the receiver's umask gave
+    /// the `.part`: executables stay executable (where the file is readable), private files stay
+    /// private, and nothing gets more than the umask allows or the special bits.
     pub fn with_mode(mut self, mode: u32) -> Self {
-        self.mode = Some((mode & 0o755) | 0o600);
+        self.mode = Some(mode & 0o777);
         self
     }
 
@@ -332,8 +333,17 @@ impl PartFile {
         // offer), and a resumed prefix group by group when the file was opened. Hashing the whole
         // file again cost the receiver a tenth of its CPU (docs/BENCHMARKS.md).
         #[cfg(unix)]
-        if let Some(mode) = self.mode {
+        if let Some(sender) = self.mode {
             use std::os::unix::fs::PermissionsExt;
+            let created = self
+                .file
+                .metadata()
+                .map_err(io_err(&self.part_path))?
+                .permissions()
+                .mode()
+                & 0o777;
+            let executable = sender & 0o111 & ((created & 0o444) >> 2);
+            let mode = (created & (sender | 0o600)) | executable;
             self.file
                 .set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(io_err(&self.part_path))?;

@@ -22,11 +22,11 @@ pub const CHUNK_SIZE: u32 = (MAX_FRAME - crate::transfer::frames::chunk_overhead
 /// Bytes per hashed chunk group: the unit of resume and of early corruption checks.
 pub const GROUP_SIZE: u64 = 1024 * 1024;
 
-/// Runs file I/O that may block for long, such as an fsync. (Not used for each chunk's read or
-/// write: those hit the page cache, and handing the runtime over around each of them cost ~10% of
-/// the throughput, docs/BENCHMARKS.md.) On a multi-threaded runtime the runtime first hands its other
-/// tasks (the data channel's event loop among them) to another worker; a current-thread runtime
-/// has nowhere to hand them, so there it simply runs.
+/// Runs file I/O that may block for long, such as an fsync, telling a multi-threaded runtime so,
+/// which then keeps its other tasks (the data channel's driver among them) going elsewhere; a
+/// current-thread runtime cannot, so there it simply runs. Not used for each chunk's read or
+/// write: those hit the page cache, and announcing each of them cost ~10% of the throughput
+/// (docs/BENCHMARKS.md).
 pub(crate) fn blocking_io<T>(io: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(io),

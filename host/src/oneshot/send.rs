@@ -230,7 +230,7 @@ fn read_chunk(
         source,
     };
     if open.as_ref().is_none_or(|(index, _)| *index != file) {
-        *open = Some((file, File::open(path).map_err(io)?));
+        *open = Some((file, crate::store::open_no_follow(path).map_err(io)?));
     }
     let Some((_, handle)) = open.as_mut() else {
         return Err(OneshotError::Internal("file handle lost".into()));

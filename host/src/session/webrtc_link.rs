@@ -245,9 +245,10 @@ async fn wait_open(
                 event = channel.poll() => match event {
                     Some(DataChannelEvent::OnOpen) => return Ok(()),
                     Some(DataChannelEvent::OnMessage(message)) => {
-                        if early.len() == MAX_EARLY_MESSAGES {
+                        // Counted in messages of up to the largest frame (64 KiB) each.
+                        if early.len() == MAX_EARLY_MESSAGES || message.data.len() > 64 * 1024 {
                             return Err(SessionError::Protocol(format!(
-                                "more than {MAX_EARLY_MESSAGES} messages before the channel opened"
+                                "more than {MAX_EARLY_MESSAGES} messages, or one over 64 KiB, before the channel opened"
                             )));
                         }
                         early.push(message.data.freeze());

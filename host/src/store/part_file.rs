@@ -185,8 +185,7 @@ impl PartFile {
             return Err(StoreError::Exists(final_path));
         }
         make_parents(root, &final_path)?;
-        let part_name = format!("{}.part", path.file_name());
-        let part_path = final_path.with_file_name(part_name);
+        let part_path = Self::part_path(root, path);
         if fs::symlink_metadata(&part_path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(StoreError::Symlink(part_path));
         }
@@ -303,6 +302,12 @@ impl PartFile {
             }
         }
         Ok(())
+    }
+
+    /// Where the `.part` of `path` under `root` is written.
+    pub fn part_path(root: &Path, path: &SafePath) -> PathBuf {
+        path.under(root)
+            .with_file_name(format!("{}.part", path.file_name()))
     }
 
     /// Gives the stored file the sender's permission bits within what the receiver's umask gave

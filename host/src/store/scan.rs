@@ -149,7 +149,7 @@ impl Scan {
     pub fn manifest(&self, chunk_size: u32, group_size: u64) -> Result<Manifest, ScanError> {
         let mut files = Vec::with_capacity(self.files.len());
         for file in &self.files {
-            let mut reader = File::open(&file.source).map_err(io_error(&file.source))?;
+            let mut reader = open_no_follow(&file.source).map_err(io_error(&file.source))?;
             let (groups, hash) = ChunkGroups::compute(&mut reader, file.size, group_size)
                 .map_err(io_error(&file.source))?;
             let path = file.path.to_string();
@@ -162,6 +162,19 @@ impl Scan {
             dirs: self.dirs.iter().map(ToString::to_string).collect(),
         })
     }
+}
+
+/// Opens an input for reading without following a symbolic link: a file swapped for a link after
+/// the scan fails to open instead of sending what the link points at.
+pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options.open(path)
 }
 
 #[cfg(test)]
@@ -225,5 +238,18 @@ mod tests {
             scan(&[dir.path().join("missing")]),
             Err(ScanError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn an_input_swapped_for_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let secret = dir.path().join("secret");
+        let input = dir.path().join("input");
+        std::fs::write(&secret, b"not to be sent").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&input, b"ok").unwrap_or_else(|e| panic!("{e}"));
+        assert!(open_no_follow(&input).is_ok());
+        std::fs::remove_file(&input).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(&secret, &input).unwrap_or_else(|e| panic!("{e}"));
+        assert!(open_no_follow(&input).is_err());
     }
 }

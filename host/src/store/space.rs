@@ -29,9 +29,7 @@ pub fn check_space<'a>(
     let need: u64 = files
         .into_iter()
         .map(|(path, size)| {
-            let part = path
-                .under(root)
-                .with_file_name(format!("{}.part", path.file_name()));
+            let part = super::PartFile::part_path(root, path);
             let have = std::fs::symlink_metadata(part).map_or(0, |m| m.len());
             size.saturating_sub(have)
         })

@@ -14,6 +14,9 @@ pub trait Observer {
     /// The sender's code, as soon as there is one.
     fn code(&mut self, _code: &TransferCode) {}
 
+    /// The sender has hashed its `files` (`bytes` in all) and can make its offer.
+    fn offer_ready(&mut self, _files: usize, _bytes: u64) {}
+
     /// The peer is authenticated and the data channel is open; both sides see the same string.
     fn connected(&mut self, _verification: &str) {}
 

@@ -11,9 +11,9 @@ use super::channel_io::FramePipe;
 use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::session::{SenderRendezvous, SessionOptions};
-use crate::store::{Scan, scan};
+use crate::store::{Scan, ScanError, scan};
 use crate::transfer::frames::chunk_frame;
-use crate::transfer::{Control, Frame, Sender, SenderEvent, TransferError};
+use crate::transfer::{Control, Frame, Manifest, Sender, SenderEvent, TransferError};
 
 /// Where the sender's code comes from.
 #[derive(Debug, Clone)]
@@ -58,32 +58,42 @@ pub async fn send(
     let skipped_inputs = found.skipped.clone();
     // Hashing reads every byte (≈ 0.3 s per GiB here): it runs while the code is shown and the
     // receiver is on its way, not before.
-    let hashing = tokio::task::spawn_blocking(move || found.manifest(CHUNK_SIZE, GROUP_SIZE));
+    let mut hashing = tokio::task::spawn_blocking(move || found.manifest(CHUNK_SIZE, GROUP_SIZE));
     let rendezvous = match code {
         CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
         CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
     };
     observer.code(rendezvous.code());
-    let mut link = rendezvous.connect().await?;
+    let connecting = rendezvous.connect();
+    tokio::pin!(connecting);
+    let mut manifest = None;
+    let mut link = loop {
+        tokio::select! {
+            link = &mut connecting => break link?,
+            // A read error fails here, before any receiver was connected.
+            hashed = &mut hashing, if manifest.is_none() => {
+                manifest = Some(offer_ready(hashed, observer)?);
+            }
+        }
+    };
     observer.connected(&link.verification);
     let mut pipe = FramePipe::new(&mut link);
-    let manifest = match hashing.await {
-        Ok(Ok(manifest)) => manifest,
-        failed => {
-            let error = match failed {
-                Ok(Err(e)) => OneshotError::Scan(e),
-                _ => OneshotError::Internal("the hashing task failed".into()),
-            };
-            let _ = pipe
-                .send_control(&Control::Error {
-                    kind: error.kind().into(),
-                    message: error.for_peer(),
-                })
-                .await;
-            pipe.flush(Duration::from_secs(2)).await;
-            let _ = link.peer_connection.close().await;
-            return Err(error);
-        }
+    let manifest = match manifest {
+        Some(manifest) => manifest,
+        None => match offer_ready(hashing.await, observer) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                let _ = pipe
+                    .send_control(&Control::Error {
+                        kind: error.kind().into(),
+                        message: error.for_peer(),
+                    })
+                    .await;
+                pipe.flush(Duration::from_secs(2)).await;
+                let _ = link.peer_connection.close().await;
+                return Err(error);
+            }
+        },
     };
 
     let (mut sender, first) = Sender::new(manifest);
@@ -211,6 +221,24 @@ impl Run<'_> {
             SenderEvent::Completed { files, .. } => Ok(Some(files)),
             _ => Ok(None),
         }
+    }
+}
+
+/// The finished hashing task's manifest, told to the observer.
+fn offer_ready(
+    hashed: Result<Result<Manifest, ScanError>, tokio::task::JoinError>,
+    observer: &mut impl Observer,
+) -> Result<Manifest, OneshotError> {
+    match hashed {
+        Ok(Ok(manifest)) => {
+            observer.offer_ready(
+                manifest.files.len(),
+                manifest.files.iter().map(|f| f.size).sum(),
+            );
+            Ok(manifest)
+        }
+        Ok(Err(e)) => Err(OneshotError::Scan(e)),
+        Err(_) => Err(OneshotError::Internal("the hashing task failed".into())),
     }
 }
 

@@ -152,6 +152,16 @@ impl Observer for Console {
         });
     }
 
+    fn offer_ready(&mut self, files: usize, bytes: u64) {
+        // For scripts only: a person has nothing to do about it.
+        if self.style == Style::Json {
+            self.say(
+                json!({"event": "ready", "files": files, "bytes": bytes}),
+                String::new,
+            );
+        }
+    }
+
     fn connected(&mut self, verification: &str) {
         if self.verify {
             self.say(json!({"event": "verify", "string": verification}), || {

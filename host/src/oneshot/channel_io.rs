@@ -97,6 +97,17 @@ impl FramePipe {
         Ok(())
     }
 
+    /// Tells the peer why this side gives up, and waits (a little) for it to leave: the peer
+    /// should read why, not just see the connection drop.
+    pub(crate) async fn tell_peer(&self, error: &OneshotError) {
+        let message = Control::Error {
+            kind: error.kind().into(),
+            message: error.for_peer(),
+        };
+        let _ = self.send_control(&message).await;
+        self.flush(std::time::Duration::from_secs(2)).await;
+    }
+
     /// The next whole frame from the peer.
     pub(crate) async fn next(&mut self) -> Result<Frame, OneshotError> {
         let mut state = self.state.clone();

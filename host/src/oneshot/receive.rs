@@ -65,12 +65,7 @@ pub async fn receive(
             OneshotError::Transfer(TransferError::Peer { .. }) | OneshotError::Refused(_)
         );
         if !peer_spoke {
-            let message = Control::Error {
-                kind: e.kind().into(),
-                message: e.for_peer(),
-            };
-            let _ = pipe.send_control(&message).await;
-            pipe.flush(Duration::from_secs(2)).await;
+            pipe.tell_peer(e).await;
         }
     }
     let _ = link.peer_connection.close().await;

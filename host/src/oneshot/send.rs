@@ -83,13 +83,7 @@ pub async fn send(
         None => match offer_ready(hashing.await, observer) {
             Ok(manifest) => manifest,
             Err(error) => {
-                let _ = pipe
-                    .send_control(&Control::Error {
-                        kind: error.kind().into(),
-                        message: error.for_peer(),
-                    })
-                    .await;
-                pipe.flush(Duration::from_secs(2)).await;
+                pipe.tell_peer(&error).await;
                 let _ = link.peer_connection.close().await;
                 return Err(error);
             }
@@ -117,14 +111,7 @@ pub async fn send(
                 OneshotError::Transfer(TransferError::Peer { .. } | TransferError::Declined(_))
             );
             if !peer_spoke {
-                let _ = pipe
-                    .send_control(&Control::Error {
-                        kind: e.kind().into(),
-                        message: e.for_peer(),
-                    })
-                    .await;
-                // The receiver should read why, not just see the connection drop.
-                pipe.flush(Duration::from_secs(2)).await;
+                pipe.tell_peer(&e).await;
             }
             let _ = link.peer_connection.close().await;
             return Err(e);

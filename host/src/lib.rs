@@ -17,6 +17,7 @@
 //!   sending and the receiving side, and its wire frames.
 
 pub mod code;
+pub mod hooks;
 pub mod oneshot;
 pub mod session;
 pub mod store;

@@ -10,7 +10,11 @@
 //!
 //! Integrity stays the host's job: BLAKE3 is checked on the decoded bytes whatever a hook returns.
 
+mod chain;
+
 use std::fmt;
+
+pub use chain::{Admission, HookChain, Processed};
 
 /// Which side of a transfer a hook runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -160,6 +160,7 @@ impl Scan {
             group_size,
             files,
             dirs: self.dirs.iter().map(ToString::to_string).collect(),
+            encodings: Vec::new(),
         })
     }
 }

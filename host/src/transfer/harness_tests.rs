@@ -34,6 +34,7 @@ impl Source {
                 })
                 .collect(),
             dirs: self.dirs.clone(),
+            encodings: Vec::new(),
         }
     }
 }

@@ -14,6 +14,9 @@ pub const CHUNK_SIZE_RANGE: (u32, u32) = (1024, 1024 * 1024);
 /// Smallest and largest chunk group (bytes per hash).
 pub const GROUP_SIZE_RANGE: (u64, u64) = (64 * 1024, 256 * 1024 * 1024);
 
+/// Most encodings an offer may list (one chunk byte names them, 0 being none).
+pub const MAX_ENCODINGS: usize = 16;
+
 /// The manifest as it travels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,10 @@ pub struct Manifest {
     /// Directories to create, empty ones included.
     #[serde(default)]
     pub dirs: Vec<String>,
+    /// Encodings (provided by plugins) that chunks may be in: a chunk's encoding byte `n` names
+    /// the `n`-th (1-based). The receiver needs a plugin for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encodings: Vec<String>,
 }
 
 /// One file of a manifest.
@@ -79,6 +86,8 @@ pub struct ValidManifest {
     pub dirs: Vec<SafePath>,
     /// Sum of the file sizes.
     pub total_bytes: u64,
+    /// Encodings chunks may be in (see [`Manifest::encodings`]).
+    pub encodings: Vec<String>,
 }
 
 /// A checked file entry.
@@ -117,6 +126,9 @@ pub enum ManifestError {
     /// Chunk or group size out of range.
     #[error("chunk size {0} or group size {1} out of range")]
     BadSizes(u32, u64),
+    /// Encoding names that are not short printable ASCII, or too many of them.
+    #[error("the offer's encodings must be at most {MAX_ENCODINGS} short printable names")]
+    BadEncodings,
     /// The sizes add up past 2^64.
     #[error("the file sizes add up past 2^64 bytes")]
     TotalOverflow,
@@ -188,11 +200,20 @@ impl Manifest {
         if let Some(clash) = needed_dirs.iter().find(|d| seen_files.contains(*d)) {
             return Err(ManifestError::Duplicate(clash.clone()));
         }
+        if self.encodings.len() > MAX_ENCODINGS
+            || self
+                .encodings
+                .iter()
+                .any(|e| e.is_empty() || e.len() > 64 || !e.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(ManifestError::BadEncodings);
+        }
         Ok(ValidManifest {
             chunk_size: self.chunk_size,
             files,
             dirs,
             total_bytes: total,
+            encodings: self.encodings.clone(),
         })
     }
 }
@@ -213,6 +234,7 @@ mod tests {
             group_size: 65536,
             files,
             dirs: dirs.into_iter().map(String::from).collect(),
+            encodings: Vec::new(),
         }
     }
 

@@ -85,6 +85,7 @@ pub fn to_sender(stream: &[u8]) -> Result<Replayed, String> {
         group_size: 65_536,
         files,
         dirs: Vec::new(),
+        encodings: Vec::new(),
     });
     let mut decoder = FrameDecoder::default();
     for frame in frames(stream) {

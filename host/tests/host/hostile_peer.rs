@@ -154,6 +154,7 @@ fn manifest(files: Vec<FileEntry>, dirs: Vec<String>) -> Manifest {
         group_size: GROUP,
         files,
         dirs,
+        encodings: Vec::new(),
     }
 }
 
@@ -280,6 +281,7 @@ async fn an_offer_larger_than_the_free_space_is_refused_before_anything_is_writt
             groups: vec![hash; usize::try_from(size / group_size).unwrap()],
         }],
         dirs: vec![],
+        encodings: vec![],
     };
     let (exit, parent) = against_the_receiver(&servers, offering(offer)).await;
     assert_eq!(exit.code, Some(5), "{exit:?}");

@@ -1,0 +1,220 @@
+//! The chain's rules, with small hooks written here (the engines are tested on their own).
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::hooks::{Description, Hooks};
+
+/// What a test hook does.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    /// Encoding "xor": flips every byte with 0x5a, both ways; passes chunks that start with 0.
+    Xor,
+    /// Rejects files over 10 bytes.
+    SizeLimit,
+    /// Aborts on the byte sequence "EVIL".
+    Scan,
+    /// Replaces bytes although it provides no encoding.
+    Rogue,
+    /// Its complete hook fails.
+    FailingComplete,
+}
+
+struct TestHook {
+    description: Description,
+    behaviour: Behaviour,
+    seen: Vec<Vec<u8>>,
+}
+
+fn hook(behaviour: Behaviour) -> Box<dyn Hook> {
+    let (name, hooks, encoding) = match behaviour {
+        Behaviour::Xor => (
+            "xor",
+            Hooks {
+                chunk: true,
+                ..Hooks::default()
+            },
+            Some("xor".to_owned()),
+        ),
+        Behaviour::SizeLimit => (
+            "size-limit",
+            Hooks {
+                pre_send: true,
+                ..Hooks::default()
+            },
+            None,
+        ),
+        Behaviour::Scan | Behaviour::Rogue => (
+            if matches!(behaviour, Behaviour::Scan) {
+                "scan"
+            } else {
+                "rogue"
+            },
+            Hooks {
+                chunk: true,
+                ..Hooks::default()
+            },
+            None,
+        ),
+        Behaviour::FailingComplete => (
+            "notify",
+            Hooks {
+                complete: true,
+                ..Hooks::default()
+            },
+            None,
+        ),
+    };
+    Box::new(TestHook {
+        description: Description {
+            name: name.into(),
+            version: "test".into(),
+            hooks,
+            needs_bytes: true,
+            encoding,
+        },
+        behaviour,
+        seen: Vec::new(),
+    })
+}
+
+impl Hook for TestHook {
+    fn describe(&self) -> &Description {
+        &self.description
+    }
+
+    fn pre_send(&mut self, file: &FileInfo) -> Result<PreSend, HookError> {
+        Ok(match self.behaviour {
+            Behaviour::SizeLimit if file.size > 10 => PreSend::Reject("over 10 bytes".into()),
+            _ => PreSend::Continue,
+        })
+    }
+
+    fn chunk(&mut self, _: &FileInfo, _: u64, data: &[u8]) -> Result<ChunkAction, HookError> {
+        self.seen.push(data.to_vec());
+        Ok(match self.behaviour {
+            Behaviour::Xor if data.first() == Some(&0) => ChunkAction::Pass,
+            Behaviour::Xor => ChunkAction::Replace(data.iter().map(|b| b ^ 0x5a).collect()),
+            Behaviour::Scan if data.windows(4).any(|w| w == b"EVIL") => {
+                ChunkAction::Abort("found EVIL".into())
+            }
+            Behaviour::Rogue => ChunkAction::Replace(b"swapped".to_vec()),
+            _ => ChunkAction::Pass,
+        })
+    }
+
+    fn complete(&mut self, _: &FileInfo, _: &Outcome) -> Result<(), HookError> {
+        match self.behaviour {
+            Behaviour::FailingComplete => Err(HookError {
+                owner: "notify".into(),
+                reason: "no mail server".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn file(size: u64, side: Side) -> FileInfo {
+    FileInfo {
+        path: "a/b.txt".into(),
+        size,
+        side,
+    }
+}
+
+#[test]
+fn an_encoder_encodes_on_send_and_decodes_on_receive_with_inspectors_seeing_plain_bytes() {
+    let mut sending = HookChain::new(vec![hook(Behaviour::Scan), hook(Behaviour::Xor)]);
+    assert_eq!(sending.encodings(), vec!["xor".to_owned()]);
+    let admission = sending.admit(&file(5, Side::Send)).unwrap();
+    assert_eq!(admission, Admission::Admit { encoding: 1 });
+    let sent = sending
+        .send_chunk(&file(5, Side::Send), 0, b"hello".to_vec(), 1)
+        .unwrap();
+    assert_eq!(sent.encoding, 1);
+    assert_ne!(sent.data, b"hello");
+
+    let mut receiving = HookChain::new(vec![hook(Behaviour::Scan), hook(Behaviour::Xor)]);
+    receiving.check_decoders(&["xor".to_owned()]).unwrap();
+    let plain = receiving
+        .receive_chunk(&file(5, Side::Receive), 0, sent.data, sent.encoding)
+        .unwrap();
+    assert_eq!(plain, b"hello");
+}
+
+#[test]
+fn an_encoder_may_leave_a_chunk_plain() {
+    let mut chain = HookChain::new(vec![hook(Behaviour::Xor)]);
+    let sent = chain
+        .send_chunk(&file(3, Side::Send), 0, vec![0, 1, 2], 1)
+        .unwrap();
+    assert_eq!(
+        sent,
+        Processed {
+            data: vec![0, 1, 2],
+            encoding: 0
+        }
+    );
+}
+
+#[test]
+fn a_receiver_without_the_encoding_refuses_naming_it() {
+    let chain = HookChain::new(vec![hook(Behaviour::Scan)]);
+    let err = chain.check_decoders(&["xor".to_owned()]).unwrap_err();
+    assert!(err.contains("\"xor\"") && err.contains("--plugin"), "{err}");
+    let mut chain = HookChain::new(Vec::new());
+    assert!(
+        chain
+            .receive_chunk(&file(3, Side::Receive), 0, vec![1, 2, 3], 1)
+            .is_err()
+    );
+}
+
+#[test]
+fn rejections_aborts_and_rogue_replacements_name_the_hook() {
+    let mut chain = HookChain::new(vec![hook(Behaviour::SizeLimit)]);
+    assert_eq!(
+        chain.admit(&file(11, Side::Send)).unwrap(),
+        Admission::Reject {
+            reason: "size-limit: over 10 bytes".into()
+        }
+    );
+    assert_eq!(
+        chain.admit(&file(10, Side::Send)).unwrap(),
+        Admission::Admit { encoding: 0 }
+    );
+
+    let mut chain = HookChain::new(vec![hook(Behaviour::Scan)]);
+    let err = chain
+        .send_chunk(&file(9, Side::Send), 0, b"an EVIL x".to_vec(), 0)
+        .unwrap_err();
+    assert_eq!(err.owner, "scan");
+    assert!(err.reason.contains("found EVIL"), "{err}");
+    let err = chain
+        .receive_chunk(&file(9, Side::Receive), 0, b"an EVIL x".to_vec(), 0)
+        .unwrap_err();
+    assert_eq!(err.owner, "scan");
+
+    let mut chain = HookChain::new(vec![hook(Behaviour::Rogue)]);
+    let err = chain
+        .send_chunk(&file(3, Side::Send), 0, b"abc".to_vec(), 0)
+        .unwrap_err();
+    assert_eq!(err.owner, "rogue");
+}
+
+#[test]
+fn the_receiving_side_never_encodes_and_complete_failures_are_only_reported() {
+    let mut chain = HookChain::new(vec![hook(Behaviour::Xor), hook(Behaviour::FailingComplete)]);
+    assert_eq!(
+        chain.admit(&file(3, Side::Receive)).unwrap(),
+        Admission::Admit { encoding: 0 }
+    );
+    let errors = chain.complete(
+        &file(3, Side::Receive),
+        &Outcome::Done {
+            local_path: "/tmp/x".into(),
+        },
+    );
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].owner, "notify");
+}

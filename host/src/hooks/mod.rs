@@ -12,7 +12,11 @@
 
 mod chain;
 
+pub mod wasm;
+
 use std::fmt;
+
+pub use wasm::{PluginEngine, WasmError, WasmLimits, WasmPlugin};
 
 pub use chain::{Admission, HookChain, Processed};
 

@@ -16,6 +16,9 @@ pub mod wasm;
 
 use std::fmt;
 
+mod lua;
+pub use lua::{LuaConfig, LuaGrants, LuaLimits, LuaScript};
+
 pub use wasm::{PluginEngine, WasmError, WasmLimits, WasmPlugin};
 
 pub use chain::{Admission, HookChain, Processed};

@@ -99,7 +99,7 @@ impl Compress {
         match name.rsplit_once('.') {
             Some((stem, ext)) if !stem.is_empty() => {
                 let ext = ext.to_ascii_lowercase();
-                self.skip.iter().any(|s| *s == ext)
+                self.skip.contains(&ext)
             }
             _ => false,
         }
@@ -128,6 +128,7 @@ pub fn decode(encoded: &[u8], max: usize) -> Result<Vec<u8>, String> {
 p2p_plugin_api::export_plugin!(Compress);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -161,7 +161,7 @@ impl Scan {
 
 fn hex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("pattern_hex: {text:?} has an odd number of digits"));
     }
     digits
@@ -178,6 +178,7 @@ fn hex(text: &str) -> Result<Vec<u8>, String> {
 p2p_plugin_api::export_plugin!(Scan);
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

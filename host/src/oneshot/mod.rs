@@ -53,6 +53,9 @@ pub enum OneshotError {
     /// The data channel failed or closed early.
     #[error("the connection to the peer broke: {0}")]
     Channel(String),
+    /// A plugin or script stopped the transfer (a trap, a deadline, a limit, an error, an abort).
+    #[error("plugin or script {0}")]
+    Hook(#[from] crate::hooks::HookError),
     /// A bug on this side.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +83,7 @@ impl OneshotError {
             Self::Scan(_) | Self::Store(_) => 5,
             Self::Session(_) | Self::Channel(_) => 6,
             Self::Transfer(_) => 7,
+            Self::Hook(_) => 8,
             Self::Internal(_) => 1,
         }
     }
@@ -116,6 +120,7 @@ impl OneshotError {
             5 => "io",
             6 => "connection",
             1 => "internal",
+            8 => "plugin",
             _ => "protocol",
         }
     }

@@ -11,6 +11,9 @@ pub trait Observer {
     /// An input the sender leaves out (a link, a special file), before anything is offered.
     fn skipped(&mut self, _path: &std::path::Path, _why: &str) {}
 
+    /// A complete hook failed: reported, not fatal.
+    fn hook_failed(&mut self, _error: &crate::hooks::HookError) {}
+
     /// The sender's code, as soon as there is one.
     fn code(&mut self, _code: &TransferCode) {}
 

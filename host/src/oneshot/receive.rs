@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::channel_io::FramePipe;
+use super::send::file_info;
 use super::{Observer, OneshotError};
 use crate::code::TransferCode;
+use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
 use crate::session::{self, SessionOptions};
 use crate::store::PartFile;
-use crate::transfer::{Control, Receiver, ReceiverEvent, TransferError, ValidManifest};
+use crate::transfer::{Control, Frame, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
 fn violation(what: &str) -> OneshotError {
     OneshotError::Transfer(TransferError::Unexpected(what.into()))
@@ -32,13 +34,15 @@ pub struct ReceiveReport {
     pub paths: Vec<PathBuf>,
 }
 
-/// Receives the transfer of `code` into `out`, telling `observer` the verification string and the
-/// progress; [`Observer::offer`] decides whether to take the offer.
+/// Receives the transfer of `code` into `out` through the `hooks` of this transfer, telling
+/// `observer` the verification string and the progress; the hooks' pre-send and then
+/// [`Observer::offer`] decide whether to take the offer.
 pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
     out: &Path,
     overwrite: bool,
+    hooks: HookChain,
     observer: &mut impl Observer,
 ) -> Result<ReceiveReport, OneshotError> {
     let mut link = session::receive(options, code).await?;
@@ -56,6 +60,8 @@ pub async fn receive(
         observer,
         out,
         overwrite,
+        hooks,
+        infos: Vec::new(),
     };
     let result = run.drive(&mut receiver, &mut pipe).await;
     if let Err(e) = &result {
@@ -90,6 +96,9 @@ struct Run<'a, O> {
     observer: &'a mut O,
     out: &'a Path,
     overwrite: bool,
+    hooks: HookChain,
+    /// What the hooks see of each offered file.
+    infos: Vec<FileInfo>,
 }
 
 impl<O: Observer> Run<'_, O> {
@@ -106,6 +115,7 @@ impl<O: Observer> Run<'_, O> {
             } else {
                 pipe.next().await?
             };
+            let frame = self.decode(frame)?;
             let mut pending: std::collections::VecDeque<ReceiverEvent> =
                 receiver.handle(frame)?.into();
             while let Some(event) = pending.pop_front() {
@@ -114,7 +124,16 @@ impl<O: Observer> Run<'_, O> {
                         if std::mem::replace(&mut self.offered, true) {
                             return Err(violation("a second offer"));
                         }
-                        if let Err(reason) = self.observer.offer(&manifest) {
+                        self.infos = manifest
+                            .files
+                            .iter()
+                            .map(|f| file_info(&f.path.to_string(), f.size, Side::Receive))
+                            .collect();
+                        let verdict = match self.hooks_verdict(&manifest)? {
+                            Some(refusal) => Err(refusal),
+                            None => self.observer.offer(&manifest),
+                        };
+                        if let Err(reason) = verdict {
                             pipe.send_control(&receiver.decline(reason.clone())).await?;
                             pipe.flush(Duration::from_secs(2)).await;
                             return Err(OneshotError::Refused(reason));
@@ -136,7 +155,17 @@ impl<O: Observer> Run<'_, O> {
                             .and_then(Option::take)
                             .ok_or_else(|| violation(&format!("file {file} completed twice")))?;
                         // Verifies, syncs and renames: the slow part on a real disk.
-                        self.paths.push(super::blocking_io(|| part.finish())?);
+                        let path = super::blocking_io(|| part.finish())?;
+                        if let Some(info) = self.infos.get(file) {
+                            let outcome = Outcome::Done {
+                                local_path: path.display().to_string(),
+                            };
+                            let hooks = &mut self.hooks;
+                            for failure in super::blocking_io(|| hooks.complete(info, &outcome)) {
+                                self.observer.hook_failed(&failure);
+                            }
+                        }
+                        self.paths.push(path);
                     }
                     ReceiverEvent::Finished => {
                         pipe.send_control(&receiver.received()).await?;
@@ -146,6 +175,41 @@ impl<O: Observer> Run<'_, O> {
                 }
             }
         }
+    }
+
+    /// The hooks' say on an offer: a missing decoder or a rejected file refuses it whole.
+    fn hooks_verdict(&mut self, manifest: &ValidManifest) -> Result<Option<String>, OneshotError> {
+        if let Err(missing) = self.hooks.check_decoders(&manifest.encodings) {
+            return Ok(Some(missing));
+        }
+        for info in &self.infos {
+            let hooks = &mut self.hooks;
+            if let Admission::Reject { reason } = super::blocking_io(|| hooks.admit(info))? {
+                return Ok(Some(format!("{}: {reason}", info.path)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A chunk as the chunk hooks leave it: decoded, and inspected.
+    fn decode(&mut self, frame: Frame) -> Result<Frame, OneshotError> {
+        let Frame::Chunk(mut chunk) = frame else {
+            return Ok(frame);
+        };
+        if self.hooks.is_empty() && chunk.encoding == 0 {
+            return Ok(Frame::Chunk(chunk));
+        }
+        // Before the offer there is nothing to run hooks for: the protocol refuses the chunk.
+        let Some(info) = self.infos.get(chunk.file as usize) else {
+            return Ok(Frame::Chunk(chunk));
+        };
+        let hooks = &mut self.hooks;
+        let data = chunk.data.to_vec();
+        let plain =
+            super::blocking_io(|| hooks.receive_chunk(info, chunk.offset, data, chunk.encoding))?;
+        chunk.data = plain.into();
+        chunk.encoding = 0;
+        Ok(Frame::Chunk(chunk))
     }
 
     fn part(&mut self, file: usize) -> Result<&mut PartFile, OneshotError> {

@@ -10,9 +10,10 @@ use bytes::BytesMut;
 use super::channel_io::FramePipe;
 use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
+use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
 use crate::session::{SenderRendezvous, SessionOptions};
 use crate::store::{Scan, ScanError, scan};
-use crate::transfer::frames::chunk_frame;
+use crate::transfer::frames::{chunk_frame, chunk_overhead};
 use crate::transfer::{Control, Frame, Manifest, Sender, SenderEvent, TransferError};
 
 /// Where the sender's code comes from.
@@ -42,23 +43,54 @@ pub struct SendReport {
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
-/// Sends `inputs`, telling `observer` the code, the verification string and the progress.
+/// Sends `inputs` through the `hooks` of this transfer, telling `observer` the code, the
+/// verification string and the progress.
 pub async fn send(
     options: SessionOptions,
     inputs: &[PathBuf],
     code: CodeChoice,
+    mut hooks: HookChain,
     observer: &mut impl Observer,
 ) -> Result<SendReport, OneshotError> {
-    let found: Scan = scan(inputs)?;
+    let mut found: Scan = scan(inputs)?;
     for (path, why) in &found.skipped {
         observer.skipped(path, why);
     }
+    // The pre-send hooks, before anything is hashed or offered: a rejected file is left out.
+    let mut encodings = Vec::with_capacity(found.files.len());
+    let mut admitted = Vec::with_capacity(found.files.len());
+    for file in std::mem::take(&mut found.files) {
+        let info = file_info(&file.path.to_string(), file.size, Side::Send);
+        match super::blocking_io(|| hooks.admit(&info))? {
+            Admission::Admit { encoding } => {
+                encodings.push(encoding);
+                admitted.push(file);
+            }
+            Admission::Reject { reason } => observer.skipped(&file.source, &reason),
+        }
+    }
+    found.files = admitted;
+    let infos: Vec<FileInfo> = found
+        .files
+        .iter()
+        .map(|f| file_info(&f.path.to_string(), f.size, Side::Send))
+        .collect();
+    let offered_encodings = if encodings.iter().any(|&e| e > 0) {
+        hooks.encodings()
+    } else {
+        Vec::new()
+    };
     let total: u64 = found.files.iter().map(|f| f.size).sum();
     let sources: Vec<PathBuf> = found.files.iter().map(|f| f.source.clone()).collect();
     let skipped_inputs = found.skipped.clone();
     // Hashing reads every byte (≈ 0.3 s per GiB here): it runs while the code is shown and the
     // receiver is on its way, not before.
-    let mut hashing = tokio::task::spawn_blocking(move || found.manifest(CHUNK_SIZE, GROUP_SIZE));
+    let mut hashing = tokio::task::spawn_blocking(move || {
+        found.manifest(CHUNK_SIZE, GROUP_SIZE).map(|mut manifest| {
+            manifest.encodings = offered_encodings;
+            manifest
+        })
+    });
     let rendezvous = match code {
         CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
         CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
@@ -100,6 +132,9 @@ pub async fn send(
         skipped: 0,
         total,
         accepted: false,
+        hooks: &mut hooks,
+        infos: &infos,
+        encodings: &encodings,
     };
     let outcome = run.drive(&first, observer).await;
     let started = run.started;
@@ -117,6 +152,14 @@ pub async fn send(
             return Err(e);
         }
     };
+    for (info, source) in infos.iter().zip(&sources) {
+        let outcome = Outcome::Done {
+            local_path: source.display().to_string(),
+        };
+        for failure in super::blocking_io(|| hooks.complete(info, &outcome)) {
+            observer.hook_failed(&failure);
+        }
+    }
     let report = SendReport {
         files,
         bytes: total,
@@ -140,6 +183,10 @@ struct Run<'a> {
     skipped: u64,
     total: u64,
     accepted: bool,
+    hooks: &'a mut HookChain,
+    /// Per file: what its hooks see, and its encoding byte.
+    infos: &'a [FileInfo],
+    encodings: &'a [u8],
 }
 
 /// How long the sender waits for the receiver once the offer is accepted: the receiver's last
@@ -165,13 +212,16 @@ impl Run<'_> {
                 continue;
             }
             if let Some(plan) = self.sender.next_chunk() {
-                let frame = read_chunk(
+                let mut frame = read_chunk(
                     self.sources,
                     &mut self.open,
                     plan.file,
                     plan.offset,
                     plan.len,
                 )?;
+                if !self.hooks.is_empty() {
+                    frame = self.through_hooks(frame, plan.file, plan.offset)?;
+                }
                 self.pipe.send_frame(frame).await?;
                 observer.progress(self.skipped + self.sender.planned_bytes());
             } else if let Some(done) = self.sender.done() {
@@ -191,6 +241,28 @@ impl Run<'_> {
         }
     }
 
+    /// A chunk frame after the chunk hooks: inspected, and encoded if its file is.
+    fn through_hooks(
+        &mut self,
+        frame: BytesMut,
+        file: u32,
+        offset: u64,
+    ) -> Result<BytesMut, OneshotError> {
+        let index = file as usize;
+        let (Some(info), Some(&encoding)) = (self.infos.get(index), self.encodings.get(index))
+        else {
+            return Err(OneshotError::Internal(format!(
+                "no hooks' view of file {file}"
+            )));
+        };
+        let data = frame[chunk_overhead()..].to_vec();
+        let hooks = &mut *self.hooks;
+        let processed = super::blocking_io(|| hooks.send_chunk(info, offset, data, encoding))?;
+        let mut encoded = chunk_frame(file, offset, processed.encoding, processed.data.len());
+        encoded.extend_from_slice(&processed.data);
+        Ok(encoded)
+    }
+
     /// Feeds a frame to the sender; `Some(files)` once the receiver confirmed everything.
     fn on_frame(
         &mut self,
@@ -208,6 +280,15 @@ impl Run<'_> {
             SenderEvent::Completed { files, .. } => Ok(Some(files)),
             _ => Ok(None),
         }
+    }
+}
+
+/// What the hooks see of a file.
+pub(crate) fn file_info(path: &str, size: u64, side: Side) -> FileInfo {
+    FileInfo {
+        path: path.to_owned(),
+        size,
+        side,
     }
 }
 

@@ -39,6 +39,16 @@ pub(crate) struct Common {
     /// --relay-only too to hide its own), and no STUN server is asked.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
+    /// A WASM plugin (component) to run on this transfer's hooks; repeatable. Plugins run before
+    /// scripts, each in the order given.
+    #[arg(long = "plugin", value_name = "FILE.wasm")]
+    pub(crate) plugins: Vec<PathBuf>,
+    /// A Lua script to run on this transfer's hooks; repeatable.
+    #[arg(long = "script", value_name = "FILE.lua")]
+    pub(crate) scripts: Vec<PathBuf>,
+    /// A setting for the plugins and scripts, KEY=VALUE (such as max_bytes=1000000); repeatable.
+    #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = setting)]
+    pub(crate) settings: Vec<(String, String)>,
     /// Print newline-delimited JSON events on stdout instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -69,6 +79,11 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Work with plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Receive what a code offers.
     Receive {
         #[command(flatten)]
@@ -84,6 +99,15 @@ pub(crate) enum Command {
         yes: bool,
         /// The code the sender shows, like 7-guitar-orbit.
         code: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginAction {
+    /// Print what a plugin says about itself, and check it against this p2phost's contract.
+    Inspect {
+        /// The plugin, a WASM component.
+        path: PathBuf,
     },
 }
 
@@ -143,4 +167,14 @@ pub(crate) fn chosen_code(text: &str) -> Result<TransferCode, String> {
         ));
     }
     Ok(code)
+}
+
+/// `KEY=VALUE`, for `--setting`.
+fn setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!(
+            "{text:?}: expected KEY=VALUE, like max_bytes=1000000"
+        )),
+    }
 }

@@ -124,6 +124,18 @@ impl Console {
 }
 
 impl Observer for Console {
+    fn hook_failed(&mut self, error: &p2phost::hooks::HookError) {
+        let message = printable(&error.to_string());
+        if self.style == Style::Json {
+            self.say(
+                json!({"event": "hook_failed", "message": message}),
+                String::new,
+            );
+        } else {
+            eprintln!("warning: {message}");
+        }
+    }
+
     fn skipped(&mut self, path: &std::path::Path, why: &str) {
         let path = path.display().to_string();
         if self.style == Style::Json {

@@ -15,8 +15,11 @@ use p2phost::code::TransferCode;
 use p2phost::oneshot::{self, CodeChoice, OneshotError};
 use tracing_subscriber::EnvFilter;
 
-use args::{Cli, Command, Common};
+use args::{Cli, Command, Common, PluginAction};
 use console::{Console, Style};
+use p2phost::hooks::{
+    HookChain, HookFactory, LuaConfig, LuaScript, PluginEngine, WasmLimits, WasmPlugin,
+};
 
 /// The signaling server when neither --server nor P2PHOST_SERVER says otherwise.
 const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
@@ -90,6 +93,9 @@ fn main() {
                 runtime.block_on(receive(&common, &mut console, &out, overwrite, yes, &code));
             (console, result)
         }
+        Command::Plugin {
+            action: PluginAction::Inspect { path },
+        } => std::process::exit(inspect(&path)),
     };
     if let Err(failure) = result {
         console.error(failure.kind, &failure.message);
@@ -129,7 +135,8 @@ async fn send(
             words: usize::from(words),
         },
     };
-    let report = oneshot::send(options, paths, code, console).await?;
+    let hooks = hooks(common)?;
+    let report = oneshot::send(options, paths, code, hooks, console).await?;
     console.done(
         "sent",
         report.files,
@@ -158,7 +165,8 @@ async fn receive(
             message: "no terminal to ask on: pass --yes to accept the offer without asking".into(),
         });
     }
-    let report = oneshot::receive(options, &code, out, overwrite, console).await?;
+    let hooks = hooks(common)?;
+    let report = oneshot::receive(options, &code, out, overwrite, hooks, console).await?;
     console.done(
         "received",
         report.files,
@@ -167,4 +175,82 @@ async fn receive(
         report.seconds,
     );
     Ok(())
+}
+
+/// The plugins and scripts of the command line, loaded (compiled, checked) and instantiated for
+/// this transfer.
+fn hooks(common: &Common) -> Result<HookChain, Failure> {
+    let unusable = |message: String| Failure {
+        kind: "plugin",
+        exit: 8,
+        message,
+    };
+    let mut factories: Vec<Box<dyn HookFactory>> = Vec::new();
+    if !common.plugins.is_empty() {
+        let engine = PluginEngine::shared().map_err(|e| unusable(e.to_string()))?;
+        for path in &common.plugins {
+            let plugin = WasmPlugin::load(
+                &engine,
+                path,
+                common.settings.clone(),
+                WasmLimits::default(),
+            )
+            .map_err(|e| unusable(e.to_string()))?;
+            factories.push(Box::new(plugin));
+        }
+    }
+    for path in &common.scripts {
+        let mut config = LuaConfig::default();
+        config.settings = common.settings.iter().cloned().collect();
+        let script = LuaScript::load(path, config).map_err(|e| unusable(e.to_string()))?;
+        factories.push(Box::new(script));
+    }
+    let hooks = factories
+        .iter()
+        .map(|factory| factory.instantiate())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unusable(e.to_string()))?;
+    Ok(HookChain::new(hooks))
+}
+
+/// `p2phost plugin inspect FILE.wasm`: the exit status.
+fn inspect(path: &Path) -> i32 {
+    match p2phost::hooks::wasm::inspect(path) {
+        Ok(description) => {
+            let hooks = [
+                ("pre-send", description.hooks.pre_send),
+                ("chunk", description.hooks.chunk),
+                ("complete", description.hooks.complete),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ");
+            println!("name:        {}", console::printable(&description.name));
+            println!("version:     {}", console::printable(&description.version));
+            println!(
+                "hooks:       {}",
+                if hooks.is_empty() { "none" } else { &hooks }
+            );
+            println!("needs bytes: {}", description.needs_bytes);
+            println!(
+                "encoding:    {}",
+                description
+                    .encoding
+                    .as_deref()
+                    .map_or_else(|| "none".to_owned(), console::printable)
+            );
+            println!(
+                "contract:    {}@{}",
+                p2phost::hooks::wasm::WIT_PACKAGE,
+                p2phost::hooks::wasm::WIT_VERSION
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", console::printable(&e.to_string()));
+            8
+        }
+    }
 }

@@ -378,7 +378,12 @@ fn failure(error: &wasmtime::Error, state: &State, what: &str) -> String {
             "wasm stack limit of {} KiB exceeded in {what} (runaway recursion?)",
             MAX_WASM_STACK / 1024
         ),
-        Some(trap) => format!("trap in {what}: {trap}"),
+        Some(trap) => {
+            let trap = trap.to_string();
+            // Its Display repeats that it is a trap: "wasm trap: wasm `unreachable` …".
+            let trap = trap.strip_prefix("wasm trap: ").unwrap_or(&trap);
+            format!("trap in {what}: {trap}")
+        }
         None => format!("{what} failed: {}", clean(&format!("{error:#}"))),
     }
 }
@@ -580,7 +585,10 @@ mod tests {
             &s,
             "chunk",
         );
-        assert!(trap.starts_with("trap in chunk: "), "{trap}");
+        assert_eq!(
+            trap,
+            "trap in chunk: wasm `unreachable` instruction executed"
+        );
         let other = failure(&wasmtime::format_err!("bad\nthing"), &s, "describe");
         assert_eq!(other, "describe failed: bad\\nthing");
     }

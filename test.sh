@@ -19,7 +19,12 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --manifest-path plugins/Cargo.toml --all --check
+echo "== WASM plugins (the tests load them): plugins/build.sh"
+bash plugins/build.sh
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== plugin crates' own tests (host target)"
+cargo test --manifest-path plugins/Cargo.toml --workspace --locked

@@ -62,6 +62,7 @@ pub async fn receive(
         overwrite,
         hooks,
         infos: Vec::new(),
+        wire: 0,
     };
     let result = run.drive(&mut receiver, &mut pipe).await;
     if let Err(e) = &result {
@@ -79,7 +80,7 @@ pub async fn receive(
     Ok(ReceiveReport {
         files: run.paths.len() as u64,
         bytes: run.total,
-        wire_bytes: receiver.received_bytes(),
+        wire_bytes: run.wire,
         seconds: run.started.elapsed().as_secs_f64(),
         paths: run.paths,
     })
@@ -99,6 +100,8 @@ struct Run<'a, O> {
     hooks: HookChain,
     /// What the hooks see of each offered file.
     infos: Vec<FileInfo>,
+    /// File bytes that came over the data channel, as encoded.
+    wire: u64,
 }
 
 impl<O: Observer> Run<'_, O> {
@@ -196,6 +199,7 @@ impl<O: Observer> Run<'_, O> {
         let Frame::Chunk(mut chunk) = frame else {
             return Ok(frame);
         };
+        self.wire += chunk.data.len() as u64;
         if self.hooks.is_empty() && chunk.encoding == 0 {
             return Ok(Frame::Chunk(chunk));
         }

@@ -135,9 +135,11 @@ pub async fn send(
         hooks: &mut hooks,
         infos: &infos,
         encodings: &encodings,
+        wire: 0,
     };
     let outcome = run.drive(&first, observer).await;
     let started = run.started;
+    let wire_bytes = run.wire;
     let files = match outcome {
         Ok(files) => files,
         Err(e) => {
@@ -163,7 +165,7 @@ pub async fn send(
     let report = SendReport {
         files,
         bytes: total,
-        wire_bytes: sender.planned_bytes(),
+        wire_bytes,
         seconds: started.elapsed().as_secs_f64(),
         skipped: skipped_inputs,
     };
@@ -187,6 +189,8 @@ struct Run<'a> {
     /// Per file: what its hooks see, and its encoding byte.
     infos: &'a [FileInfo],
     encodings: &'a [u8],
+    /// File bytes put on the data channel, as encoded.
+    wire: u64,
 }
 
 /// How long the sender waits for the receiver once the offer is accepted: the receiver's last
@@ -222,6 +226,7 @@ impl Run<'_> {
                 if !self.hooks.is_empty() {
                     frame = self.through_hooks(frame, plan.file, plan.offset)?;
                 }
+                self.wire += (frame.len() - chunk_overhead()) as u64;
                 self.pipe.send_frame(frame).await?;
                 observer.progress(self.skipped + self.sender.planned_bytes());
             } else if let Some(done) = self.sender.done() {

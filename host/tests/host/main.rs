@@ -12,6 +12,7 @@ mod corpus;
 mod files;
 mod hostile_peer;
 mod options;
+mod plugins_cli;
 mod plugins_sandbox;
 mod scripts_cli;
 mod session;

@@ -19,7 +19,10 @@ fn main() -> Result<()> {
     let (Some(out), inputs) = (args.next(), args.map(PathBuf::from).collect::<Vec<_>>()) else {
         bail!("usage: componentize OUT_DIR CORE.wasm...");
     };
-    ensure!(!inputs.is_empty(), "usage: componentize OUT_DIR CORE.wasm...");
+    ensure!(
+        !inputs.is_empty(),
+        "usage: componentize OUT_DIR CORE.wasm..."
+    );
     let out = PathBuf::from(out);
     std::fs::create_dir_all(&out).with_context(|| format!("while creating {}", out.display()))?;
     for input in &inputs {
@@ -43,9 +46,13 @@ fn componentize(input: &Path, out: &Path) -> Result<PathBuf> {
         .file_stem()
         .and_then(|s| s.to_str())
         .context("the input has no file name")?;
-    let name = stem.strip_prefix("p2p_plugin_").unwrap_or(stem).replace('_', "-");
+    let name = stem
+        .strip_prefix("p2p_plugin_")
+        .unwrap_or(stem)
+        .replace('_', "-");
     let path = out.join(format!("{name}.wasm"));
-    std::fs::write(&path, &component).with_context(|| format!("while writing {}", path.display()))?;
+    std::fs::write(&path, &component)
+        .with_context(|| format!("while writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -76,7 +83,10 @@ fn check(component: &[u8]) -> Result<()> {
             if matches!(item, WorldItem::Type { .. }) {
                 continue;
             }
-            bail!("imports {}, which the host does not provide", resolve.name_world_key(key));
+            bail!(
+                "imports {}, which the host does not provide",
+                resolve.name_world_key(key)
+            );
         };
         let name = resolve.id_of(*id).unwrap_or_default();
         ensure!(

@@ -8,14 +8,12 @@
 //!   returns `replace`, or `abort` on corrupt input or a plain size out of bounds (more than what is
 //!   left of the file, or than setting `max_chunk_bytes`, 1 MiB by default).
 
-use p2p_plugin_api::{
-    ChunkAction, Description, FileInfo, Plugin, PreSendDecision, Side, setting,
-};
+use p2p_plugin_api::{ChunkAction, Description, FileInfo, Plugin, PreSendDecision, Side, setting};
 
 /// Extensions of files that are compressed already: encoding them costs CPU for nothing.
 pub const SKIP_EXTENSIONS: &[&str] = &[
-    "7z", "avif", "br", "bz2", "gz", "heic", "jpeg", "jpg", "lz4", "mkv", "mov", "mp3", "mp4", "ogg",
-    "png", "rar", "webm", "webp", "xz", "zip", "zst",
+    "7z", "avif", "br", "bz2", "gz", "heic", "jpeg", "jpg", "lz4", "mkv", "mov", "mp3", "mp4",
+    "ogg", "png", "rar", "webm", "webp", "xz", "zip", "zst",
 ];
 
 /// The largest plain chunk it will decode (the protocol's largest chunk).
@@ -46,7 +44,9 @@ impl Plugin for Compress {
     fn configure(&mut self, settings: Vec<(String, String)>) -> Result<(), String> {
         for (key, _) in &settings {
             if key != "skip" && key != "max_chunk_bytes" {
-                return Err(format!("unknown setting {key:?} (known: skip, max_chunk_bytes)"));
+                return Err(format!(
+                    "unknown setting {key:?} (known: skip, max_chunk_bytes)"
+                ));
             }
         }
         if let Some(list) = setting(&settings, "skip") {
@@ -80,7 +80,9 @@ impl Plugin for Compress {
             },
             Side::Receive => {
                 let left = file.size.saturating_sub(offset);
-                let max = self.max_chunk.min(usize::try_from(left).unwrap_or(usize::MAX));
+                let max = self
+                    .max_chunk
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
                 match decode(&data, max) {
                     Ok(plain) => ChunkAction::Replace(plain),
                     Err(why) => ChunkAction::Abort(format!(
@@ -116,11 +118,16 @@ pub fn encode(plain: &[u8]) -> Option<Vec<u8>> {
 pub fn decode(encoded: &[u8], max: usize) -> Result<Vec<u8>, String> {
     let (size, block) = lz4_flex::block::uncompressed_size(encoded).map_err(|e| e.to_string())?;
     if size > max {
-        return Err(format!("it claims {size} plain bytes, more than the {max} allowed"));
+        return Err(format!(
+            "it claims {size} plain bytes, more than the {max} allowed"
+        ));
     }
     let plain = lz4_flex::block::decompress(block, size).map_err(|e| e.to_string())?;
     if plain.len() != size {
-        return Err(format!("{} plain bytes, not the {size} announced", plain.len()));
+        return Err(format!(
+            "{} plain bytes, not the {size} announced",
+            plain.len()
+        ));
     }
     Ok(plain)
 }

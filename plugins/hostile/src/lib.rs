@@ -41,7 +41,9 @@ impl Plugin for Hostile {
         }
         if let Some(hook) = setting(&settings, "hook") {
             if !["configure", "pre-send", "chunk", "complete"].contains(&hook) {
-                return Err(format!("hook {hook:?}: configure, pre-send, chunk or complete"));
+                return Err(format!(
+                    "hook {hook:?}: configure, pre-send, chunk or complete"
+                ));
             }
             self.hook = hook.to_owned();
         }

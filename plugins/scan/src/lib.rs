@@ -44,7 +44,10 @@ impl Default for Scan {
             patterns: Vec::new(),
             files: HashMap::new(),
         };
-        scan.add("the EICAR test signature".into(), EICAR.concat().into_bytes());
+        scan.add(
+            "the EICAR test signature".into(),
+            EICAR.concat().into_bytes(),
+        );
         scan
     }
 }
@@ -209,7 +212,11 @@ mod tests {
         file.extend_from_slice(eicar.as_bytes());
         file.extend_from_slice(&[b'.'; 50]);
         for size in [1, 2, 7, 64, 100, 301, 330, 1000] {
-            assert_eq!(feed(&mut Scan::default(), &file, size), Some(300), "chunk size {size}");
+            assert_eq!(
+                feed(&mut Scan::default(), &file, size),
+                Some(300),
+                "chunk size {size}"
+            );
         }
     }
 
@@ -226,8 +233,16 @@ mod tests {
         assert_eq!(feed(&mut scan, b"aaaasecretaaa", 5), Some(4));
         let mut scan = scan_with(&[("pattern_hex", "00ff00")]);
         assert_eq!(feed(&mut scan, &[1, 1, 0, 0xff, 0, 1], 3), Some(2));
-        assert!(Scan::default().configure(vec![("pattern_hex".into(), "0g".into())]).is_err());
-        assert!(Scan::default().configure(vec![("nope".into(), "1".into())]).is_err());
+        assert!(
+            Scan::default()
+                .configure(vec![("pattern_hex".into(), "0g".into())])
+                .is_err()
+        );
+        assert!(
+            Scan::default()
+                .configure(vec![("nope".into(), "1".into())])
+                .is_err()
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!   per process, see [`PluginEngine`]); the engine caps the wasm stack. A trap, a deadline or a
 //!   limit becomes a [`HookError`] naming the plugin and which of those it was; the instance is
 //!   not used again, and the host goes on.
+//! - **Its log is the host's.** `host.log` lines go to tracing with a `plugin` field, control
+//!   characters escaped, at most 1024 characters each and 100 lines per call (the rest are
+//!   counted in one warning).
 //! - **Only what it asked for.** A hook the plugin's description leaves out is not called (the
 //!   host answers continue / pass / ok for it), and a chunk hook that does not need bytes gets an
 //!   empty list, so it costs one call and no copy.

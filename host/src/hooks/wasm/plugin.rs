@@ -19,6 +19,10 @@ use crate::hooks::{
 /// errors shown to people and sent to the peer.
 const MAX_TEXT: usize = 1024;
 
+/// Log lines a plugin may write per call; past that they are counted, not written, so a plugin
+/// cannot flood the host's log (or terminal) for the length of its deadline.
+const LOG_LINES_PER_CALL: u32 = 100;
+
 /// A compiled, type-checked WASM plugin: makes a sandboxed instance per transfer.
 pub struct WasmPlugin {
     engine: PluginEngine,
@@ -112,6 +116,8 @@ impl WasmPlugin {
             limits: self.limits,
             memory_bytes: 0,
             hit: None,
+            log_budget: LOG_LINES_PER_CALL,
+            log_dropped: 0,
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| state);
@@ -193,7 +199,18 @@ impl WasmHook {
         }
         // The deadline counts from now, per call: a transfer of many chunks is not one call.
         self.store.set_epoch_deadline(self.ticks);
-        match f(&mut self.store) {
+        self.store.data_mut().log_budget = LOG_LINES_PER_CALL;
+        let result = f(&mut self.store);
+        let state = self.store.data_mut();
+        if state.log_dropped > 0 {
+            tracing::warn!(
+                plugin = state.owner.as_str(),
+                "{} log lines dropped in {what}: at most {LOG_LINES_PER_CALL} per call",
+                state.log_dropped
+            );
+            state.log_dropped = 0;
+        }
+        match result {
             Ok(r) => Ok(r),
             Err(e) => {
                 let reason = failure(&e, self.store.data(), what);
@@ -279,6 +296,9 @@ struct State {
     /// Linear memory granted so far, all memories together.
     memory_bytes: usize,
     hit: Option<LimitHit>,
+    /// Log lines it may still write in this call, and how many it wrote past that.
+    log_budget: u32,
+    log_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -337,6 +357,11 @@ impl ResourceLimiter for State {
 
 impl host::Host for State {
     fn log(&mut self, level: host::Level, message: String) {
+        if self.log_budget == 0 {
+            self.log_dropped += 1;
+            return;
+        }
+        self.log_budget -= 1;
         let owner = self.owner.as_str();
         let message = clean(&message);
         match level {
@@ -553,6 +578,8 @@ mod tests {
             limits,
             memory_bytes: 0,
             hit: None,
+            log_budget: LOG_LINES_PER_CALL,
+            log_dropped: 0,
         }
     }
 
@@ -591,6 +618,17 @@ mod tests {
         );
         let other = failure(&wasmtime::format_err!("bad\nthing"), &s, "describe");
         assert_eq!(other, "describe failed: bad\\nthing");
+    }
+
+    #[test]
+    fn log_lines_are_capped_per_call() {
+        use host::Host as _;
+        let mut s = state(WasmLimits::default());
+        for _ in 0..LOG_LINES_PER_CALL + 5 {
+            s.log(host::Level::Debug, "spam".into());
+        }
+        assert_eq!(s.log_budget, 0);
+        assert_eq!(s.log_dropped, 5);
     }
 
     #[test]

@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "common/files.rs"]
+mod files;
+use files::{blake3_of, human, next, start_signaling, write_random_file};
+
 /// The aim of issue 5 for the no-op hooks: at most this much slower than no hooks.
 const AIM_OVERHEAD_PCT: f64 = 5.0;
 /// The text corpus for the compression line.
@@ -267,21 +271,6 @@ impl Drop for Peer {
     }
 }
 
-async fn start_signaling() -> (String, String) {
-    let mut config = p2p_signaling::ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
-    config.stun.listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = p2p_signaling::SignalingServer::bind(&config).await.unwrap();
-    let addresses = (
-        server.url(),
-        format!("stun:{}", server.stun_addr().unwrap()),
-    );
-    tokio::spawn(server.run(std::future::pending()));
-    addresses
-}
-
 /// `256MiB` → bytes (units B, KiB, MiB, GiB).
 fn parse_size(s: &str) -> u64 {
     let s = s.trim();
@@ -294,35 +283,6 @@ fn parse_size(s: &str) -> u64 {
         other => panic!("BENCH_SIZE: unknown unit {other:?} (B, KiB, MiB, GiB)"),
     };
     digits.parse::<u64>().unwrap() * scale
-}
-
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
-        b => format!("{b} B"),
-    }
-}
-
-/// xorshift64*, the generator of both files.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
-/// Bytes no compressor could shortcut.
-fn write_random_file(path: &Path, size: u64) {
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ size;
-    let mut left = size;
-    while left > 0 {
-        let word = next(&mut state).to_le_bytes();
-        let n = left.min(8) as usize;
-        file.write_all(&word[..n]).unwrap();
-        left -= n as u64;
-    }
-    file.into_inner().unwrap().sync_all().unwrap();
 }
 
 /// Lines of 4 to 15 words drawn from a small vocabulary, like a log or prose: text lz4 can shrink.
@@ -351,10 +311,4 @@ fn write_text_file(path: &Path, size: u64) {
         written += n as u64;
     }
     file.into_inner().unwrap().sync_all().unwrap();
-}
-
-fn blake3_of(path: &Path) -> blake3::Hash {
-    let mut hasher = blake3::Hasher::new();
-    std::io::copy(&mut File::open(path).unwrap(), &mut hasher).unwrap();
-    hasher.finalize()
 }

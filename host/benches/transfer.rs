@@ -39,6 +39,10 @@ use p2phost::session::{self, Connected, SenderRendezvous, SessionOptions};
 use serde_json::{Value, json};
 use webrtc::data_channel::DataChannelEvent;
 
+#[path = "common/files.rs"]
+mod files;
+use files::{blake3_of, human, write_random_file};
+
 /// Bytes per read, per data-channel message and per TCP write: p2phost's frame size.
 const PIECE: usize = 64 * 1024;
 /// How often the output file is looked at, for the time to first byte and to last byte.
@@ -488,18 +492,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 async fn start_signaling() -> Signaling {
-    let mut config = p2p_signaling::ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
-    config.stun.listen = Some("127.0.0.1:0".parse().unwrap());
-    let server = p2p_signaling::SignalingServer::bind(&config).await.unwrap();
-    let signaling = Signaling {
-        url: server.url(),
-        stun: format!("stun:{}", server.stun_addr().unwrap()),
-    };
-    tokio::spawn(server.run(std::future::pending()));
-    signaling
+    let (url, stun) = files::start_signaling().await;
+    Signaling { url, stun }
 }
 
 /// `64MiB,1GiB,4096` → bytes.
@@ -519,37 +513,6 @@ fn parse_sizes(text: &str) -> Vec<u64> {
             digits.parse::<u64>().unwrap() * scale
         })
         .collect()
-}
-
-fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 && b.is_multiple_of(1 << 30) => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
-        b => format!("{b} B"),
-    }
-}
-
-/// Bytes no compressor or cache trick could shortcut (xorshift64*), quickly.
-fn write_random_file(path: &Path, size: u64) {
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ size;
-    let mut left = size;
-    while left > 0 {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        let word = state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
-        let n = left.min(8) as usize;
-        file.write_all(&word[..n]).unwrap();
-        left -= n as u64;
-    }
-    file.into_inner().unwrap().sync_all().unwrap();
-}
-
-fn blake3_of(path: &Path) -> blake3::Hash {
-    let mut hasher = blake3::Hasher::new();
-    std::io::copy(&mut File::open(path).unwrap(), &mut hasher).unwrap();
-    hasher.finalize()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,17 +21,17 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/peer.rs"]
+mod peer;
 use files::{blake3_of, human, next, start_signaling, write_random_file};
+use peer::Peer;
 
 /// The aim of issue 5 for the no-op hooks: at most this much slower than no hooks.
 const AIM_OVERHEAD_PCT: f64 = 5.0;
@@ -195,79 +195,6 @@ fn transfer(url: &str, stun: &str, source: &Path, dir: &Path, extra: &[OsString]
         rss_send_mib: sender.peak_rss_kib as f64 / 1024.0,
         rss_recv_mib: receiver.peak_rss_kib as f64 / 1024.0,
         wire_ratio: sent["wire_bytes"].as_f64().unwrap() / sent["bytes"].as_f64().unwrap(),
-    }
-}
-
-/// A child process with its stdout read as JSON events, killed if the benchmark fails.
-struct Peer {
-    child: Child,
-    events: mpsc::Receiver<Value>,
-    peak_rss_kib: u64,
-    exited: bool,
-}
-
-impl Peer {
-    fn spawn(command: &mut Command) -> Self {
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if let Ok(event) = serde_json::from_str(&line) {
-                    let _ = tx.send(event);
-                }
-            }
-        });
-        Self {
-            child,
-            events,
-            peak_rss_kib: 0,
-            exited: false,
-        }
-    }
-
-    /// The next event named `name`, skipping others.
-    fn event(&mut self, name: &str) -> Value {
-        loop {
-            let event = self
-                .events
-                .recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|e| panic!("no {name:?} event: {e}"));
-            if event["event"] == name {
-                return event;
-            }
-            assert_ne!(event["event"], "error", "{event}");
-        }
-    }
-
-    /// Records the peak RSS (`VmHWM`) and whether the process has exited (it must succeed).
-    fn poll(&mut self) {
-        if self.exited {
-            return;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
-        let kib = status.ok().and_then(|s| {
-            let line = s.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
-            line.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        });
-        self.peak_rss_kib = self.peak_rss_kib.max(kib.unwrap_or(0));
-        if let Some(status) = self.child.try_wait().unwrap() {
-            assert!(status.success(), "a peer failed: {status}");
-            self.exited = true;
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

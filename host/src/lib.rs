@@ -13,10 +13,13 @@
 //! - [`session`]: two peers meeting on the signaling server, authenticating with the code, and
 //!   opening a WebRTC data channel whose offer and answer travel sealed.
 //! - [`oneshot`]: `send` and `receive`, the session and the peer protocol put together.
+//! - [`hooks`]: the transfer lifecycle hooks, run by sandboxed WASM plugins and Lua scripts.
+//! - [`config`]: the config file, its errors located at line and column.
 //! - [`transfer`]: the peer protocol over the data channel, as sans-IO state machines for the
 //!   sending and the receiving side, and its wire frames.
 
 pub mod code;
+pub mod config;
 pub mod hooks;
 pub mod oneshot;
 pub mod session;

@@ -23,6 +23,9 @@ pub use wasm::{PluginEngine, WasmError, WasmLimits, WasmPlugin};
 
 pub use chain::{Admission, HookChain, Processed};
 
+mod setup;
+pub use setup::{HookSpec, LoadError, load_all};
+
 /// Which side of a transfer a hook runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {

@@ -8,6 +8,7 @@
 )]
 
 mod cli;
+mod config_cli;
 mod corpus;
 mod files;
 mod hostile_peer;

@@ -10,7 +10,7 @@ use crate::support::{Exit, Running, Servers, signaling, tree};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn component(name: &str) -> PathBuf {
+pub(crate) fn component(name: &str) -> PathBuf {
     let dir = std::env::var_os("P2P_PLUGINS_OUT").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/out"),
         PathBuf::from,
@@ -34,7 +34,7 @@ fn start(servers: &Servers, command: &str, extra: Vec<OsString>) -> Running {
 }
 
 /// Sends `inputs` with `send_extra` and receives into `out` with `receive_extra`.
-async fn transfer(
+pub(crate) async fn transfer(
     servers: &Servers,
     send_extra: Vec<OsString>,
     inputs: &[&Path],

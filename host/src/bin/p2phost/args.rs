@@ -39,6 +39,10 @@ pub(crate) struct Common {
     /// --relay-only too to hide its own), and no STUN server is asked.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
+    /// A config file whose [[plugins]] and [[scripts]] run on this transfer, in its order,
+    /// before those of --plugin and --script.
+    #[arg(long, value_name = "FILE.toml")]
+    pub(crate) config: Option<PathBuf>,
     /// A WASM plugin (component) to run on this transfer's hooks; repeatable. Plugins run before
     /// scripts, each in the order given.
     #[arg(long = "plugin", value_name = "FILE.wasm")]
@@ -46,7 +50,8 @@ pub(crate) struct Common {
     /// A Lua script to run on this transfer's hooks; repeatable.
     #[arg(long = "script", value_name = "FILE.lua")]
     pub(crate) scripts: Vec<PathBuf>,
-    /// A setting for the plugins and scripts, KEY=VALUE (such as max_bytes=1000000); repeatable.
+    /// A setting for every plugin and script, KEY=VALUE (such as max_bytes=1000000), over the
+    /// config file's; repeatable.
     #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = setting)]
     pub(crate) settings: Vec<(String, String)>,
     /// Print newline-delimited JSON events on stdout instead of text.

@@ -17,9 +17,8 @@ use tracing_subscriber::EnvFilter;
 
 use args::{Cli, Command, Common, PluginAction};
 use console::{Console, Style};
-use p2phost::hooks::{
-    HookChain, HookFactory, LuaConfig, LuaScript, PluginEngine, WasmLimits, WasmPlugin,
-};
+use p2phost::config::{Config, Location};
+use p2phost::hooks::{HookChain, HookSpec, LuaConfig, WasmLimits};
 
 /// The signaling server when neither --server nor P2PHOST_SERVER says otherwise.
 const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787";
@@ -177,33 +176,51 @@ async fn receive(
     Ok(())
 }
 
-/// The plugins and scripts of the command line, loaded (compiled, checked) and instantiated for
-/// this transfer.
+/// The plugins and scripts of the config file, then of the command line, loaded (compiled,
+/// checked) and instantiated for this transfer.
 fn hooks(common: &Common) -> Result<HookChain, Failure> {
     let unusable = |message: String| Failure {
         kind: "plugin",
         exit: 8,
         message,
     };
-    let mut factories: Vec<Box<dyn HookFactory>> = Vec::new();
-    if !common.plugins.is_empty() {
-        let engine = PluginEngine::shared().map_err(|e| unusable(e.to_string()))?;
-        for path in &common.plugins {
-            let plugin = WasmPlugin::load(
-                &engine,
-                path,
-                common.settings.clone(),
-                WasmLimits::default(),
-            )
-            .map_err(|e| unusable(e.to_string()))?;
-            factories.push(Box::new(plugin));
-        }
+    let mut specs: Vec<(Option<Location>, HookSpec)> = Vec::new();
+    if let Some(path) = &common.config {
+        let config = Config::load(path).map_err(|e| Failure {
+            kind: "config",
+            exit: USAGE,
+            message: e.to_string(),
+        })?;
+        specs.extend(config.hooks.into_iter().map(|e| (Some(e.at), e.spec)));
+    }
+    for path in &common.plugins {
+        let spec = HookSpec::Plugin {
+            path: path.clone(),
+            settings: Vec::new(),
+            limits: WasmLimits::default(),
+        };
+        specs.push((None, spec));
     }
     for path in &common.scripts {
-        let mut config = LuaConfig::default();
-        config.settings = common.settings.iter().cloned().collect();
-        let script = LuaScript::load(path, config).map_err(|e| unusable(e.to_string()))?;
-        factories.push(Box::new(script));
+        let spec = HookSpec::Script {
+            path: path.clone(),
+            config: LuaConfig::default(),
+        };
+        specs.push((None, spec));
+    }
+    let mut engine = None;
+    let mut factories = Vec::with_capacity(specs.len());
+    for (at, mut spec) in specs {
+        for (key, value) in &common.settings {
+            spec.set(key, value);
+        }
+        let factory = spec.load(&mut engine).map_err(|e| {
+            unusable(match &at {
+                Some(at) => format!("{at}: {e}"),
+                None => e.to_string(),
+            })
+        })?;
+        factories.push(factory);
     }
     let hooks = factories
         .iter()

@@ -1,0 +1,257 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Config, ConfigError};
+use crate::hooks::HookSpec;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("/etc/p2p/share.toml"))
+}
+
+/// The error's `FILE:LINE:COL` and message, or a panic saying the text was accepted.
+fn error(text: &str) -> (String, String) {
+    match parse(text) {
+        Ok(config) => panic!("accepted {text:?} as {config:?}"),
+        Err(ConfigError::Invalid { at, message, .. }) => (at.to_string(), message),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn an_empty_file_has_no_hooks() {
+    let config = parse("").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.hooks.is_empty());
+}
+
+#[test]
+fn hooks_keep_the_files_order_and_paths_resolve_against_its_folder() {
+    let text = r#"
+[[scripts]]
+path = "scripts/first.lua"
+
+[[plugins]]
+path = "/opt/second.wasm"
+
+[[scripts]]
+path = "third.lua"
+"#;
+    let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let paths: Vec<_> = config
+        .hooks
+        .iter()
+        .map(|h| h.spec.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            PathBuf::from("/etc/p2p/scripts/first.lua"),
+            PathBuf::from("/opt/second.wasm"),
+            PathBuf::from("/etc/p2p/third.lua"),
+        ]
+    );
+    assert_eq!(config.hooks[1].at.to_string(), "/etc/p2p/share.toml:6:8");
+}
+
+#[test]
+fn settings_grants_and_limits_reach_the_specs() {
+    let text = r#"
+[[plugins]]
+path = "c.wasm"
+settings = { level = 3, fast = true, name = "x", ratio = 0.5 }
+limits = { memory_mib = 8, deadline_ms = 250 }
+
+[[scripts]]
+path = "r.lua"
+settings = { no_extension = "misc" }
+grants = { move_dirs = ["inbox", "/srv/in"], allow_os_time = true }
+limits = { memory_mib = 2, instructions_per_call = 5000 }
+"#;
+    let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let HookSpec::Plugin {
+        settings, limits, ..
+    } = &config.hooks[0].spec
+    else {
+        panic!("not a plugin: {:?}", config.hooks[0]);
+    };
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("fast", "true"),
+            ("level", "3"),
+            ("name", "x"),
+            ("ratio", "0.5")
+        ]
+    );
+    assert_eq!(limits.memory_bytes, 8 << 20);
+    assert_eq!(limits.deadline, Duration::from_millis(250));
+
+    let HookSpec::Script { config: lua, .. } = &config.hooks[1].spec else {
+        panic!("not a script: {:?}", config.hooks[1]);
+    };
+    assert_eq!(
+        lua.settings.get("no_extension").map(String::as_str),
+        Some("misc")
+    );
+    assert_eq!(
+        lua.grants.move_dirs,
+        [PathBuf::from("/etc/p2p/inbox"), PathBuf::from("/srv/in")]
+    );
+    assert!(lua.grants.allow_os_time);
+    assert_eq!(lua.limits.memory_bytes, 2 << 20);
+    assert_eq!(lua.limits.instructions_per_call, 5000);
+}
+
+#[test]
+fn a_tilde_path_is_in_the_home_folder() {
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return;
+    };
+    let config = parse("[[scripts]]\npath = \"~/s/x.lua\"\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.hooks[0].spec.path(),
+        Path::new(&home).join("s/x.lua")
+    );
+}
+
+#[test]
+fn the_command_line_setting_replaces_the_files() {
+    let text = "[[plugins]]\npath = \"c.wasm\"\nsettings = { a = \"1\", b = \"2\" }\n";
+    let mut config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    config.hooks[0].spec.set("b", "9");
+    config.hooks[0].spec.set("c", "3");
+    let HookSpec::Plugin { settings, .. } = &config.hooks[0].spec else {
+        panic!("not a plugin");
+    };
+    assert_eq!(
+        settings,
+        &[
+            ("a".into(), "1".into()),
+            ("b".into(), "9".into()),
+            ("c".into(), "3".into())
+        ]
+    );
+}
+
+#[test]
+fn errors_point_at_line_and_column() {
+    let cases: &[(&str, &str, &str)] = &[
+        // An unknown key, a typo of `path`.
+        (
+            "[[plugins]]\npth = \"x.wasm\"\n",
+            "share.toml:2:1",
+            "unknown field `pth`",
+        ),
+        // An unknown top-level table.
+        (
+            "[plugin]\npath = \"x\"\n",
+            "share.toml:1:2",
+            "unknown field `plugin`",
+        ),
+        // A missing path.
+        (
+            "[[scripts]]\nsettings = {}\n",
+            "share.toml:1:1",
+            "missing field `path`",
+        ),
+        // A wrong type.
+        (
+            "[[scripts]]\npath = 5\n",
+            "share.toml:2:8",
+            "expected a string",
+        ),
+        // A table as a setting.
+        (
+            "[[scripts]]\npath = \"s.lua\"\nsettings = { max = { a = 1 } }\n",
+            "share.toml:3:20",
+            "setting \"max\" is a table",
+        ),
+        // A date as a setting.
+        (
+            "[[scripts]]\npath = \"s.lua\"\nsettings = { when = 2026-01-01 }\n",
+            "share.toml:3:21",
+            "setting \"when\" is a datetime",
+        ),
+        // Limits out of range, and a negative one.
+        (
+            "[[plugins]]\npath = \"p.wasm\"\nlimits = { memory_mib = 1 }\n",
+            "share.toml:3:25",
+            "limits.memory_mib = 1 is out of range: use 2 to 4096 MiB",
+        ),
+        (
+            "[[plugins]]\npath = \"p.wasm\"\nlimits = { deadline_ms = 0 }\n",
+            "share.toml:3:26",
+            "limits.deadline_ms = 0 is out of range",
+        ),
+        (
+            "[[scripts]]\npath = \"s.lua\"\n[scripts.limits]\ninstructions_per_call = -1\n",
+            "share.toml:4:25",
+            "invalid value: integer `-1`",
+        ),
+        // Plugins can be granted nothing.
+        (
+            "[[plugins]]\npath = \"p.wasm\"\ngrants = { move_dirs = [\"x\"] }\n",
+            "share.toml:3:1",
+            "unknown field `grants`",
+        ),
+        // An unknown grant.
+        (
+            "[[scripts]]\npath = \"s.lua\"\ngrants = { io = true }\n",
+            "share.toml:3:12",
+            "unknown field `io`",
+        ),
+        // An empty path.
+        (
+            "[[scripts]]\npath = \"\"\n",
+            "share.toml:2:8",
+            "the path is empty",
+        ),
+        // Not TOML at all.
+        ("[[scripts]\n", "share.toml:1:11", "unclosed array table"),
+        // A character before the error is counted as one column, whatever its bytes.
+        (
+            "[[scripts]]\npath = \"é.lua\"\nsettings = { \"ü\" = [1] }\n",
+            "share.toml:3:20",
+            "setting \"ü\" is an array",
+        ),
+    ];
+    for (text, at, message) in cases {
+        let (found_at, found_message) = error(text);
+        assert!(
+            found_at.ends_with(at),
+            "{text:?}: error at {found_at}, expected {at} ({found_message})"
+        );
+        assert!(
+            found_message.contains(message),
+            "{text:?}: message {found_message:?} lacks {message:?}"
+        );
+    }
+}
+
+#[test]
+fn the_error_shows_the_line_with_a_caret() {
+    let err = parse("[[plugins]]\npath = \"p.wasm\"\nlimits = { memory_mib = 1 }\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert_eq!(
+        err,
+        "/etc/p2p/share.toml:3:25: limits.memory_mib = 1 is out of range: use 2 to 4096 MiB\n    \
+         | limits = { memory_mib = 1 }\n    |                         ^"
+    );
+}
+
+#[test]
+fn a_missing_file_says_which() {
+    let err = Config::load(Path::new("/nonexistent/share.toml"))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("cannot read config file /nonexistent/share.toml:"),
+        "{err}"
+    );
+}

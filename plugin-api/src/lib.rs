@@ -24,6 +24,13 @@
 //!
 //! One instance of the plugin serves one transfer (the host instantiates the component per
 //! transfer), so a plugin keeps per-transfer state in `self`.
+//!
+//! A panic aborts the call (plugins build with `panic = "abort"`), but not silently: the exported
+//! functions install a panic hook that sends the message (`panicked at src/lib.rs:42:9: boom`, at
+//! most 1024 bytes) to the host's log at error level, and the host names it in the error it
+//! reports for the trap.
+
+mod panic_hook;
 
 use std::cell::RefCell;
 
@@ -158,8 +165,11 @@ impl<P: Plugin> Slot<P> {
         }
     }
 
+    /// Runs `f` on the instance, made on first use; every export comes through here, so this is
+    /// also where the panic hook is installed, before any of the plugin's code runs.
     #[doc(hidden)]
     pub fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        panic_hook::install();
         let mut slot = self.cell.borrow_mut();
         f(slot.get_or_insert_with(P::default))
     }

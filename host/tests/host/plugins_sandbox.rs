@@ -228,8 +228,8 @@ fn a_memory_limit_below_the_guest_s_start_fails_at_instantiation() {
 }
 
 #[test]
-fn a_trap_and_a_panic_name_the_plugin() {
-    for (mode, hook) in [("trap", "chunk"), ("panic", "pre-send")] {
+fn a_trap_names_the_plugin_and_a_panic_its_message_too() {
+    for (mode, hook) in [("trap", "chunk"), ("panic", "pre-send"), ("panic", "chunk")] {
         let plugin = hostile(mode, hook, WasmLimits::default());
         let mut instance = plugin.instantiate().unwrap();
         let f = file(Side::Send, 4);
@@ -238,12 +238,75 @@ fn a_trap_and_a_panic_name_the_plugin() {
             _ => instance.pre_send(&f).unwrap_err(),
         };
         assert_eq!(err.owner, "hostile");
-        assert_eq!(
-            err.reason,
-            format!("trap in {hook}: wasm `unreachable` instruction executed")
-        );
+        if mode == "trap" {
+            // A bare trap, with nothing said before it: the trap is all there is to tell.
+            assert_eq!(
+                err.reason,
+                format!("trap in {hook}: wasm `unreachable` instruction executed")
+            );
+        } else {
+            // The SDK's panic hook sent the message through `log` just before the trap.
+            let prefix = format!("trap in {hook}: panicked at ");
+            let suffix = format!(": hostile plugin panics in {hook}");
+            assert!(
+                err.reason.starts_with(&prefix)
+                    && err.reason.ends_with(&suffix)
+                    && err.reason.contains("src/lib.rs:"),
+                "{err}"
+            );
+            assert!(err.to_string().starts_with("hostile: trap in "), "{err}");
+        }
         noop_still_works();
     }
+}
+
+#[test]
+fn a_panic_in_configure_fails_the_instance_with_its_message() {
+    let plugin = hostile("panic", "configure", WasmLimits::default());
+    let err = plugin.instantiate().err().unwrap();
+    assert_eq!(err.owner, "hostile");
+    assert!(
+        err.reason.starts_with("trap in configure: panicked at ")
+            && err.reason.ends_with(": hostile plugin panics in configure"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_huge_panic_message_reaches_the_error_bounded() {
+    let plugin = load(
+        "hostile",
+        &[("mode", "panic"), ("panic_bytes", "1000000")],
+        WasmLimits::default(),
+    );
+    let (err, _) = chunk_error(&plugin);
+    assert!(
+        err.reason.starts_with("trap in chunk: panicked at ")
+            && err.reason.contains(": boom boom boom"),
+        "{err}"
+    );
+    // The SDK cuts it to 1024 bytes, the host keeps at most 1024 characters of a line.
+    let chars = err.reason.chars().count();
+    assert!(
+        chars <= "trap in chunk: ".len() + 1025,
+        "{chars} characters"
+    );
+    assert!(err.reason.ends_with('…'), "{err}");
+}
+
+#[test]
+fn an_error_line_of_an_earlier_call_is_not_blamed_for_a_trap() {
+    // `configure` logs an error line and succeeds; `chunk` traps without a word.
+    let plugin = load(
+        "hostile",
+        &[("mode", "trap"), ("log_error", "stale complaint")],
+        WasmLimits::default(),
+    );
+    let (err, _) = chunk_error(&plugin);
+    assert_eq!(
+        err.reason,
+        "trap in chunk: wasm `unreachable` instruction executed"
+    );
 }
 
 /// `noop.wasm` with `from` rewritten to `to` in place (same length, so it stays a valid

@@ -4,15 +4,20 @@
 //! (executes `unreachable`), `panic` (a Rust panic, which is a trap too: panic=abort) or `none`;
 //! `hook` = `configure`, `pre-send`, `chunk` or `complete`, where it misbehaves. Defaults:
 //! `mode = "trap"`, `hook = "chunk"`. It describes itself as implementing every hook, with bytes.
+//! Two more settings check what the host reports: `panic_bytes` = N makes the panic's message N
+//! bytes long (the message must reach the error bounded), and `log_error` = text is logged at
+//! error level by `configure` (a later call's trap must not be blamed on it).
 
 use p2p_plugin_api::{
-    ChunkAction, Description, FileInfo, Outcome, Plugin, PreSendDecision, setting,
+    ChunkAction, Description, FileInfo, Level, Outcome, Plugin, PreSendDecision, log, setting,
 };
 
 /// What to do wrong, and where.
 pub struct Hostile {
     mode: String,
     hook: String,
+    /// The length of the panic's message, when not the default one.
+    panic_bytes: Option<usize>,
 }
 
 impl Default for Hostile {
@@ -20,6 +25,7 @@ impl Default for Hostile {
         Self {
             mode: "trap".into(),
             hook: "chunk".into(),
+            panic_bytes: None,
         }
     }
 }
@@ -46,6 +52,15 @@ impl Plugin for Hostile {
                 ));
             }
             self.hook = hook.to_owned();
+        }
+        if let Some(bytes) = setting(&settings, "panic_bytes") {
+            let bytes = bytes
+                .parse()
+                .map_err(|_| format!("panic_bytes {bytes:?}: a number of bytes"))?;
+            self.panic_bytes = Some(bytes);
+        }
+        if let Some(text) = setting(&settings, "log_error") {
+            log(Level::Error, text);
         }
         self.misbehave("configure");
         Ok(())
@@ -76,7 +91,13 @@ impl Hostile {
             "loop" => spin(),
             "memory" => bomb(),
             "trap" => trap(),
-            "panic" => panic!("hostile plugin panics in {hook}"),
+            "panic" => match self.panic_bytes {
+                None => panic!("hostile plugin panics in {hook}"),
+                Some(bytes) => {
+                    let long: String = "boom ".chars().cycle().take(bytes).collect();
+                    panic!("{long}")
+                }
+            },
             _ => {}
         }
     }

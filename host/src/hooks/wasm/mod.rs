@@ -15,6 +15,10 @@
 //! - **Its log is the host's.** `host.log` lines go to tracing with a `plugin` field, control
 //!   characters escaped, at most 1024 characters each and 100 lines per call (the rest are
 //!   counted in one warning).
+//! - **A panic says why.** The last line a plugin logs at error level in a call (even past the
+//!   line cap) is kept; if the call then traps, that line names the cause in the [`HookError`]
+//!   instead of a bare `unreachable`. The Rust SDK's panic hook sends a panic's message that way
+//!   (`hostile: trap in chunk: panicked at src/lib.rs:42:9: boom`).
 //! - **Only what it asked for.** A hook the plugin's description leaves out is not called (the
 //!   host answers continue / pass / ok for it), and a chunk hook that does not need bytes gets an
 //!   empty list, so it costs one call and no copy.

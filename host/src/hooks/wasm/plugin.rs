@@ -118,6 +118,7 @@ impl WasmPlugin {
             hit: None,
             log_budget: LOG_LINES_PER_CALL,
             log_dropped: 0,
+            last_error: None,
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| state);
@@ -199,7 +200,9 @@ impl WasmHook {
         }
         // The deadline counts from now, per call: a transfer of many chunks is not one call.
         self.store.set_epoch_deadline(self.ticks);
-        self.store.data_mut().log_budget = LOG_LINES_PER_CALL;
+        let state = self.store.data_mut();
+        state.log_budget = LOG_LINES_PER_CALL;
+        state.last_error = None;
         let result = f(&mut self.store);
         let state = self.store.data_mut();
         if state.log_dropped > 0 {
@@ -299,6 +302,10 @@ struct State {
     /// Log lines it may still write in this call, and how many it wrote past that.
     log_budget: u32,
     log_dropped: u64,
+    /// The last line it logged at error level in this call, cleaned: a Rust guest's panic
+    /// message arrives this way (the SDK's panic hook) just before the call traps, and the
+    /// error names it.
+    last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -357,8 +364,14 @@ impl ResourceLimiter for State {
 
 impl host::Host for State {
     fn log(&mut self, level: host::Level, message: String) {
+        let error = matches!(level, host::Level::Error);
         if self.log_budget == 0 {
             self.log_dropped += 1;
+            // Kept even past the line budget: a guest that logged a lot and then panicked still
+            // gets its panic named.
+            if error {
+                self.last_error = Some(clean(&message));
+            }
             return;
         }
         self.log_budget -= 1;
@@ -370,12 +383,18 @@ impl host::Host for State {
             host::Level::Warn => tracing::warn!(plugin = owner, "{message}"),
             host::Level::Error => tracing::error!(plugin = owner, "{message}"),
         }
+        if error {
+            self.last_error = Some(message);
+        }
     }
 }
 
 impl wit::Host for State {}
 
-/// The reason a call failed, for people: which limit, the deadline, or the trap.
+/// The reason a call failed, for people: which limit, the deadline, or the trap. For a trap, the
+/// last error line the plugin logged in this call says why better than the trap does (a Rust
+/// panic is a bare `unreachable`), so it takes the trap's place; the trap is kept when it is
+/// not `unreachable`, which a panic never is.
 fn failure(error: &wasmtime::Error, state: &State, what: &str) -> String {
     match state.hit {
         Some(LimitHit::Memory { wanted }) => {
@@ -404,10 +423,17 @@ fn failure(error: &wasmtime::Error, state: &State, what: &str) -> String {
             MAX_WASM_STACK / 1024
         ),
         Some(trap) => {
+            let said = state.last_error.as_deref();
+            if let (Trap::UnreachableCodeReached, Some(said)) = (trap, said) {
+                return format!("trap in {what}: {said}");
+            }
             let trap = trap.to_string();
             // Its Display repeats that it is a trap: "wasm trap: wasm `unreachable` …".
             let trap = trap.strip_prefix("wasm trap: ").unwrap_or(&trap);
-            format!("trap in {what}: {trap}")
+            match said {
+                Some(said) => format!("trap in {what}: {trap} (its last error: {said})"),
+                None => format!("trap in {what}: {trap}"),
+            }
         }
         None => format!("{what} failed: {}", clean(&format!("{error:#}"))),
     }
@@ -580,6 +606,7 @@ mod tests {
             hit: None,
             log_budget: LOG_LINES_PER_CALL,
             log_dropped: 0,
+            last_error: None,
         }
     }
 
@@ -629,6 +656,45 @@ mod tests {
         }
         assert_eq!(s.log_budget, 0);
         assert_eq!(s.log_dropped, 5);
+    }
+
+    #[test]
+    fn a_trap_is_named_by_the_last_error_line_of_the_call() {
+        use host::Host as _;
+        let mut s = state(WasmLimits::default());
+        let unreachable = wasmtime::Error::new(Trap::UnreachableCodeReached);
+        s.log(host::Level::Error, "first".into());
+        s.log(host::Level::Info, "not an error".into());
+        // Past the line budget the error line is not written, but still kept.
+        s.log_budget = 0;
+        s.log(
+            host::Level::Error,
+            "panicked at src/lib.rs:42:9: boom\n".into(),
+        );
+        assert_eq!(
+            failure(&unreachable, &s, "chunk"),
+            "trap in chunk: panicked at src/lib.rs:42:9: boom\\n"
+        );
+        // Another trap keeps its own words, the line comes after.
+        let oob = wasmtime::Error::new(Trap::MemoryOutOfBounds);
+        let reason = failure(&oob, &s, "chunk");
+        assert!(reason.starts_with("trap in chunk: "), "{reason}");
+        assert!(
+            reason.ends_with("(its last error: panicked at src/lib.rs:42:9: boom\\n)"),
+            "{reason}"
+        );
+        // The deadline and the limits are what stopped it, whatever it said.
+        assert_eq!(
+            failure(&wasmtime::Error::new(Trap::Interrupt), &s, "chunk"),
+            "deadline of 500 ms exceeded in chunk"
+        );
+        // A hostile guest's line is bounded like any text from it.
+        s.log(host::Level::Error, "x".repeat(1 << 20));
+        let reason = failure(&unreachable, &s, "chunk");
+        assert_eq!(
+            reason.chars().count(),
+            "trap in chunk: ".len() + MAX_TEXT + 1
+        );
     }
 
     #[test]

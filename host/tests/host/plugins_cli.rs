@@ -209,3 +209,38 @@ async fn a_looping_plugin_fails_the_transfer_with_its_name_and_inspect_describes
         .unwrap();
     assert_eq!(refused.status.code(), Some(8));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_plugin_fails_the_transfer_with_its_panic_message_on_both_sides() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, vec![2u8; 100_000]).unwrap();
+    let out = dir.path().join("out");
+    // The receiver's plugin panics on the first chunk that arrives.
+    let mut hostile = plugin("hostile");
+    hostile.extend(["--setting".into(), "mode=panic".into()]);
+    let (sent, received) = transfer(&servers, vec![], &[&file], &out, hostile).await;
+
+    // Not just "unreachable": the message and where it panicked, from the SDK's panic hook.
+    let message = "hostile plugin panics in chunk";
+    assert_eq!(received.code, Some(8), "{received:?}");
+    assert_eq!(received.last_event()["kind"], "plugin");
+    let error = received.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.contains("hostile: trap in chunk: panicked at ")
+            && error.contains("src/lib.rs:")
+            && error.ends_with(message),
+        "{}",
+        received.stderr
+    );
+    // The peer is told the same reason.
+    assert_ne!(sent.code, Some(0), "{sent:?}");
+    assert!(
+        sent.stderr.contains("hostile: trap in chunk: panicked at ")
+            && sent.stderr.contains(message),
+        "{}",
+        sent.stderr
+    );
+    assert!(!out.join("data.bin").exists());
+}

@@ -156,9 +156,15 @@ impl Exit {
 
 impl Running {
     pub fn spawn(args: &[std::ffi::OsString]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Like [`Running::spawn`], with these environment variables set too (such as `RUST_LOG`).
+    pub fn spawn_with_env(args: &[std::ffi::OsString], env: &[(&str, &str)]) -> Self {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
         let mut child = tokio::process::Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

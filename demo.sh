@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, on one machine: starts the signaling server (WebSocket + embedded STUN), shows two
 # peers meeting through it, sends a folder with `p2phost send` / `p2phost receive` and checks that
-# the copy is identical, then keeps serving until Ctrl-C.
+# the copy is identical, sends another through a WASM plugin (compress) and Lua scripts (size-limit,
+# notify, route-by-type from a config file), then keeps serving until Ctrl-C.
 # `./demo.sh --once` stops after the demonstration.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -40,6 +41,53 @@ echo "sender shows: code: $code"
 wait $sender
 tail -n 1 "$work/send.out"
 diff -r "$work/photos" "$work/inbox/photos" && echo "== the copy in $work/inbox is identical"
+
+echo
+echo "== the same with hooks: a WASM plugin and Lua scripts run on every transfer"
+echo "   (building the example plugins to WASM: bash plugins/build.sh)"
+bash plugins/build.sh >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+plugins="${P2P_PLUGINS_OUT:-$PWD/plugins/out}"
+mkdir -p "$work/outbox/reports" "$work/sorted"
+for i in $(seq 1 40000); do echo "line $i: the quick brown fox jumps over the lazy dog"; done >"$work/outbox/reports/week.txt"
+head -c 300000 /dev/urandom >"$work/outbox/photo.JPG"
+head -c 30000000 /dev/urandom >"$work/outbox/disk.iso"
+echo "just a readme" >"$work/outbox/README"
+# The receiver's hooks come from a config file: the compress plugin (to decode), notify.lua, and
+# route-by-type.lua with the one grant it needs, moving files inside the receiving folder.
+cat >"$work/receive.toml" <<EOF
+[[plugins]]
+path = "$plugins/compress.wasm"
+
+[[scripts]]
+path = "$PWD/scripts/notify.lua"
+
+[[scripts]]
+path = "$PWD/scripts/route-by-type.lua"
+grants = { move_dirs = ["sorted"] }
+EOF
+echo "-- receive.toml:"
+sed 's/^/   /' "$work/receive.toml"
+echo "-- sender: p2phost send --plugin compress.wasm --script size-limit.lua --setting size-limit.max_bytes=10000000 outbox"
+"$bin/p2phost" send --server "$url" --stun "stun:$stun" \
+  --plugin "$plugins/compress.wasm" --script scripts/size-limit.lua --setting size-limit.max_bytes=10000000 \
+  "$work/outbox" >"$work/send2.out" 2>"$work/send2.err" &
+sender=$!
+for _ in $(seq 100); do grep -q '^code: ' "$work/send2.out" 2>/dev/null && break; sleep 0.1; done
+sed 's/^/   /' "$work/send2.err"
+code=$(sed -n 's/^code: //p' "$work/send2.out")
+echo "-- receiver: p2phost receive --config receive.toml --yes --out sorted $code"
+RUST_LOG="warn,p2phost::hooks=info" "$bin/p2phost" receive --server "$url" --stun "stun:$stun" \
+  --config "$work/receive.toml" --yes --out "$work/sorted" "$code" 2>&1 |
+  sed -e 's/^.*INFO [a-z0-9_:]*: /log: /' -e 's/^/   /'
+wait $sender
+sed -n 's/^sent/   sender: sent/p' "$work/send2.out"
+echo "-- what arrived, sorted by route-by-type.lua:"
+(cd "$work/sorted" && find . -type f | sort | sed 's/^/   /')
+cmp "$work/outbox/reports/week.txt" "$work/sorted/txt/week.txt" &&
+  cmp "$work/outbox/photo.JPG" "$work/sorted/jpg/photo.JPG" &&
+  cmp "$work/outbox/README" "$work/sorted/other/README" &&
+  [ ! -e "$work/sorted/iso" ] &&
+  echo "== identical copies, sorted by type; disk.iso left out by size-limit.lua; the text went compressed"
 
 if [ "${1:-}" = "--once" ]; then
   exit 0

@@ -82,8 +82,11 @@ impl OneshotError {
             ) => 7,
             Self::Scan(_) | Self::Store(_) => 5,
             Self::Session(_) | Self::Channel(_) => 6,
-            Self::Transfer(_) => 7,
+            // A plugin or script stopped the transfer: on the peer's side, but still a hook's
+            // doing, so both sides report it alike.
             Self::Hook(_) => 8,
+            Self::Transfer(TransferError::Peer { kind, .. }) if kind == "plugin" => 8,
+            Self::Transfer(_) => 7,
             Self::Internal(_) => 1,
         }
     }

@@ -26,7 +26,10 @@ pub struct ReceiveReport {
     pub files: u64,
     /// File bytes in the offer.
     pub bytes: u64,
-    /// File bytes that came over the data channel (less when resumed).
+    /// File bytes that were on disk already, from an earlier try (resume).
+    pub resumed_bytes: u64,
+    /// Bytes of file data that came over the data channel, as encoded: less than the rest when
+    /// a plugin compressed them.
     pub wire_bytes: u64,
     /// Seconds from acceptance to the last file stored.
     pub seconds: f64,
@@ -63,6 +66,7 @@ pub async fn receive(
         hooks,
         infos: Vec::new(),
         wire: 0,
+        resumed: 0,
     };
     let result = run.drive(&mut receiver, &mut pipe).await;
     if let Err(e) = &result {
@@ -80,6 +84,7 @@ pub async fn receive(
     Ok(ReceiveReport {
         files: run.paths.len() as u64,
         bytes: run.total,
+        resumed_bytes: run.resumed,
         wire_bytes: run.wire,
         seconds: run.started.elapsed().as_secs_f64(),
         paths: run.paths,
@@ -102,6 +107,8 @@ struct Run<'a, O> {
     infos: Vec<FileInfo>,
     /// File bytes that came over the data channel, as encoded.
     wire: u64,
+    /// File bytes on disk before the transfer started.
+    resumed: u64,
 }
 
 impl<O: Observer> Run<'_, O> {
@@ -255,6 +262,7 @@ impl<O: Observer> Run<'_, O> {
         }
         self.total = manifest.total_bytes;
         self.stored = offsets.iter().sum();
+        self.resumed = self.stored;
         self.observer.started(self.total, self.stored);
         self.started = Instant::now();
         Ok(receiver.accept(offsets)?)

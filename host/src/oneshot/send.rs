@@ -35,7 +35,10 @@ pub struct SendReport {
     pub files: u64,
     /// File bytes in the offer.
     pub bytes: u64,
-    /// File bytes put on the data channel (less than `bytes` when the receiver resumed).
+    /// File bytes the receiver had already, from an earlier try (resume).
+    pub resumed_bytes: u64,
+    /// Bytes of file data put on the data channel, as encoded: less than the rest when a plugin
+    /// compressed them.
     pub wire_bytes: u64,
     /// Seconds from the receiver's acceptance to its confirmation.
     pub seconds: f64,
@@ -140,6 +143,7 @@ pub async fn send(
     let outcome = run.drive(&first, observer).await;
     let started = run.started;
     let wire_bytes = run.wire;
+    let resumed_bytes = run.skipped;
     let files = match outcome {
         Ok(files) => files,
         Err(e) => {
@@ -165,6 +169,7 @@ pub async fn send(
     let report = SendReport {
         files,
         bytes: total,
+        resumed_bytes,
         wire_bytes,
         seconds: started.elapsed().as_secs_f64(),
         skipped: skipped_inputs,

@@ -165,6 +165,12 @@ async fn a_receiver_killed_mid_transfer_resumes_with_only_the_rest() {
         data.len()
     );
     assert!(wire > 0);
+    // What was not resent was resumed, and said so.
+    assert_eq!(
+        done["resumed_bytes"].as_u64().unwrap() + wire,
+        data.len() as u64,
+        "{done}"
+    );
     assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), data);
     assert!(!part.exists());
 }

@@ -191,3 +191,58 @@ async fn a_plugin_the_config_names_but_that_is_missing_is_refused_with_its_place
     let message = error["message"].as_str().unwrap_or("");
     assert!(message.starts_with(&expected), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_setting_reaches_only_the_script_it_names() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.txt");
+    let big = dir.path().join("big.txt");
+    std::fs::write(&small, b"small\n".repeat(1000)).unwrap();
+    std::fs::write(&big, b"big\n".repeat(100_000)).unwrap();
+    let compress = component("compress");
+    let out = dir.path().join("out");
+    // compress.wasm refuses settings it does not know: max_bytes must reach size-limit only.
+    let send_extra: Vec<OsString> = vec![
+        "--plugin".into(),
+        compress.clone().into(),
+        "--script".into(),
+        script("size-limit.lua").into(),
+        "--setting".into(),
+        "size-limit.max_bytes=100000".into(),
+    ];
+    let (sent, received) = transfer(
+        &servers,
+        send_extra,
+        &[&small, &big],
+        &out,
+        vec!["--plugin".into(), compress.into()],
+    )
+    .await;
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    assert_eq!(received.code, Some(0), "{received:?}");
+    assert_eq!(
+        tree(&out),
+        vec![("small.txt".to_owned(), b"small\n".repeat(1000))]
+    );
+
+    // Unscoped, the same setting reaches the plugin too, which says what it knows.
+    let mut args: Vec<OsString> = vec![
+        "send".into(),
+        "--json".into(),
+        "--server".into(),
+        servers.url.clone().into(),
+        "--plugin".into(),
+        component("compress").into(),
+        "--setting".into(),
+        "max_bytes=100000".into(),
+    ];
+    args.push(small.into());
+    let refused = Running::spawn(&args).exit(LIMIT).await;
+    assert_eq!(refused.code, Some(8), "{refused:?}");
+    let message = refused.last_event()["message"].to_string();
+    assert!(
+        message.contains("compress") && message.contains("unknown setting \\\"max_bytes\\\""),
+        "{message}"
+    );
+}

@@ -152,7 +152,7 @@ async fn scan_stops_the_eicar_signature_even_across_chunks_and_nothing_is_stored
     assert_eq!(received.code, Some(8), "{received:?}");
     assert!(received.stderr.contains("scan"), "{}", received.stderr);
     assert_eq!(received.last_event()["kind"], "plugin");
-    assert_ne!(sent.code, Some(0), "{sent:?}");
+    assert_eq!(sent.code, Some(8), "{sent:?}");
     assert!(
         !out.join("innocent.bin").exists(),
         "nothing under the final name"
@@ -235,7 +235,7 @@ async fn a_panicking_plugin_fails_the_transfer_with_its_panic_message_on_both_si
         received.stderr
     );
     // The peer is told the same reason.
-    assert_ne!(sent.code, Some(0), "{sent:?}");
+    assert_eq!(sent.code, Some(8), "{sent:?}");
     assert!(
         sent.stderr.contains("hostile: trap in chunk: panicked at ")
             && sent.stderr.contains(message),

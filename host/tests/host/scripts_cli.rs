@@ -136,7 +136,7 @@ async fn a_script_error_fails_the_transfer_on_both_sides_with_its_name_and_line(
         received.stderr
     );
     assert_eq!(received.last_event()["kind"], "plugin");
-    assert_ne!(sent.code, Some(0), "{sent:?}");
+    assert_eq!(sent.code, Some(8), "{sent:?}");
     assert!(sent.stderr.contains("broken.lua:3"), "{}", sent.stderr);
     assert!(
         !out.join("data.bin").exists(),
@@ -268,9 +268,9 @@ async fn an_endless_loop_in_a_chunk_handler_meets_the_instruction_limit_on_eithe
         assert_eq!(stopper.code, Some(8), "round {round}: {stopper:?}");
         assert_eq!(stopper.last_event()["kind"], "plugin", "{stopper:?}");
         assert!(stopper.stderr.contains(reason), "{}", stopper.stderr);
-        // The peer hears the reason. It exits 7 today ("the peer stopped: … (plugin)", kind
-        // `protocol`), though the README promises 8 on both sides; either is a failure here.
-        assert!(matches!(peer.code, Some(7 | 8)), "round {round}: {peer:?}");
+        // The peer hears the reason, and reports it as a hook's failure too.
+        assert_eq!(peer.code, Some(8), "round {round}: {peer:?}");
+        assert_eq!(peer.last_event()["kind"], "plugin", "{peer:?}");
         assert!(peer.stderr.contains(reason), "{}", peer.stderr);
         assert!(
             !out.join("data.bin").exists(),

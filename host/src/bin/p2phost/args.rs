@@ -50,8 +50,9 @@ pub(crate) struct Common {
     /// A Lua script to run on this transfer's hooks; repeatable.
     #[arg(long = "script", value_name = "FILE.lua")]
     pub(crate) scripts: Vec<PathBuf>,
-    /// A setting for every plugin and script, KEY=VALUE (such as max_bytes=1000000), over the
-    /// config file's; repeatable.
+    /// A setting for the plugins and scripts, over the config file's; repeatable. KEY=VALUE is
+    /// for all of them, NAME.KEY=VALUE for the one named NAME (its file stem), such as
+    /// size-limit.max_bytes=1000000.
     #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = setting)]
     pub(crate) settings: Vec<(String, String)>,
     /// Print newline-delimited JSON events on stdout instead of text.

@@ -79,12 +79,13 @@ impl Console {
     }
 
     /// The closing event (JSON) or summary line (text) of a successful transfer.
-    pub(crate) fn done(&mut self, verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) {
+    pub(crate) fn done(&mut self, verb: &str, totals: &Totals) {
         self.clear_bar();
         self.say(
-            json!({"event": "done", "files": files, "bytes": bytes, "wire_bytes": wire,
-                "seconds": seconds}),
-            || summary(verb, files, bytes, wire, seconds),
+            json!({"event": "done", "files": totals.files, "bytes": totals.bytes,
+                "resumed_bytes": totals.resumed, "wire_bytes": totals.wire,
+                "seconds": totals.seconds}),
+            || summary(verb, totals),
         );
     }
 
@@ -257,15 +258,33 @@ pub(crate) fn printable(text: &str) -> String {
 }
 
 /// `sent 3 files, 64.00 MiB in 0.42 s, 152 MB/s` (rate over the bytes that crossed the wire).
-fn summary(verb: &str, files: u64, bytes: u64, wire: u64, seconds: f64) -> String {
-    let noun = if files == 1 { "file" } else { "files" };
-    let rate = wire as f64 / seconds.max(1e-6) / 1e6;
+/// What a finished transfer moved, for its closing line.
+pub(crate) struct Totals {
+    pub(crate) files: u64,
+    /// File bytes in the offer.
+    pub(crate) bytes: u64,
+    /// Of those, bytes the receiver had already.
+    pub(crate) resumed: u64,
+    /// Bytes of file data on the data channel, as encoded.
+    pub(crate) wire: u64,
+    pub(crate) seconds: f64,
+}
+
+fn summary(verb: &str, totals: &Totals) -> String {
+    let noun = if totals.files == 1 { "file" } else { "files" };
+    let moved = totals.bytes.saturating_sub(totals.resumed);
+    let rate = moved as f64 / totals.seconds.max(1e-6) / 1e6;
     let mut line = format!(
-        "{verb} {files} {noun}, {} in {seconds:.2} s, {rate:.0} MB/s",
-        size(wire)
+        "{verb} {} {noun}, {} in {:.2} s, {rate:.0} MB/s",
+        totals.files,
+        size(moved),
+        totals.seconds
     );
-    if wire < bytes {
-        line.push_str(&format!(" ({} resumed)", size(bytes - wire)));
+    if totals.resumed > 0 {
+        line.push_str(&format!(", {} resumed", size(totals.resumed)));
+    }
+    if totals.wire != moved {
+        line.push_str(&format!(", {} on the wire", size(totals.wire)));
     }
     line
 }

@@ -16,7 +16,7 @@ use p2phost::oneshot::{self, CodeChoice, OneshotError};
 use tracing_subscriber::EnvFilter;
 
 use args::{Cli, Command, Common, PluginAction};
-use console::{Console, Style};
+use console::{Console, Style, Totals};
 use p2phost::config::{Config, Location};
 use p2phost::hooks::{HookChain, HookSpec, LuaConfig, WasmLimits};
 
@@ -138,10 +138,13 @@ async fn send(
     let report = oneshot::send(options, paths, code, hooks, console).await?;
     console.done(
         "sent",
-        report.files,
-        report.bytes,
-        report.wire_bytes,
-        report.seconds,
+        &Totals {
+            files: report.files,
+            bytes: report.bytes,
+            resumed: report.resumed_bytes,
+            wire: report.wire_bytes,
+            seconds: report.seconds,
+        },
     );
     Ok(())
 }
@@ -168,10 +171,13 @@ async fn receive(
     let report = oneshot::receive(options, &code, out, overwrite, hooks, console).await?;
     console.done(
         "received",
-        report.files,
-        report.bytes,
-        report.wire_bytes,
-        report.seconds,
+        &Totals {
+            files: report.files,
+            bytes: report.bytes,
+            resumed: report.resumed_bytes,
+            wire: report.wire_bytes,
+            seconds: report.seconds,
+        },
     );
     Ok(())
 }
@@ -208,11 +214,20 @@ fn hooks(common: &Common) -> Result<HookChain, Failure> {
         };
         specs.push((None, spec));
     }
+    let names: Vec<String> = specs.iter().map(|(_, spec)| hook_name(spec)).collect();
     let mut engine = None;
     let mut factories = Vec::with_capacity(specs.len());
-    for (at, mut spec) in specs {
+    for ((at, mut spec), name) in specs.into_iter().zip(&names) {
         for (key, value) in &common.settings {
-            spec.set(key, value);
+            // `NAME.KEY` is for the plugin or script called NAME only; a plain KEY is for all.
+            match key.split_once('.') {
+                Some((scope, key)) if names.iter().any(|n| n == scope) => {
+                    if scope == name {
+                        spec.set(key, value);
+                    }
+                }
+                _ => spec.set(key, value),
+            }
         }
         let factory = spec.load(&mut engine).map_err(|e| {
             unusable(match &at {
@@ -228,6 +243,14 @@ fn hooks(common: &Common) -> Result<HookChain, Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| unusable(e.to_string()))?;
     Ok(HookChain::new(hooks))
+}
+
+/// The name a plugin or script goes by in settings and errors: its file stem.
+fn hook_name(spec: &HookSpec) -> String {
+    spec.path()
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// `p2phost plugin inspect FILE.wasm`: the exit status.

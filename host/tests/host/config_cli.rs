@@ -246,3 +246,15 @@ async fn a_named_setting_reaches_only_the_script_it_names() {
         "{message}"
     );
 }
+
+#[test]
+fn the_example_config_loads_with_the_example_plugins_and_scripts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hooks.toml");
+    let config = p2phost::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let specs: Vec<_> = config.hooks.into_iter().map(|entry| entry.spec).collect();
+    assert_eq!(specs.len(), 4);
+    // Loading compiles the plugin and runs each script's top level: the settings are accepted.
+    let loaded = p2phost::hooks::load_all(&specs).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = loaded.iter().map(|h| h.describe().name.as_str()).collect();
+    assert_eq!(names, ["compress", "size-limit", "notify", "route-by-type"]);
+}

@@ -160,6 +160,13 @@ async fn a_bad_config_is_refused_at_its_line_and_column_before_connecting() {
     );
     let message = error["message"].as_str().unwrap_or("");
     assert!(message.starts_with(&expected), "{message}");
+    // On the terminal: the line, and a caret under the column.
+    assert!(
+        exit.stderr
+            .ends_with("\n    | memory_mib = 0\n    |              ^\n"),
+        "{}",
+        exit.stderr
+    );
     assert!(!dir.path().join("out").exists(), "nothing created");
 
     let exit = receive_with_config(dir.path(), "[[plugins]]\npth = \"x.wasm\"\n").await;

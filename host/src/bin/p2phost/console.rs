@@ -99,7 +99,13 @@ impl Console {
             );
         }
         // The message may quote the peer or the server: no control characters reach the terminal.
-        eprintln!("error: {}", printable(message));
+        // A config error's caret lines are ours (its quoted line is cleaned when it is made).
+        if kind == "config" {
+            let lines: Vec<String> = message.lines().map(printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
+        } else {
+            eprintln!("error: {}", printable(message));
+        }
     }
 
     fn clear_bar(&mut self) {
@@ -257,7 +263,6 @@ pub(crate) fn printable(text: &str) -> String {
         .collect()
 }
 
-/// `sent 3 files, 64.00 MiB in 0.42 s, 152 MB/s` (rate over the bytes that crossed the wire).
 /// What a finished transfer moved, for its closing line.
 pub(crate) struct Totals {
     pub(crate) files: u64,
@@ -270,6 +275,8 @@ pub(crate) struct Totals {
     pub(crate) seconds: f64,
 }
 
+/// `sent 3 files, 64.00 MiB in 0.42 s, 152 MB/s, 20.1 MiB on the wire`: the rate is over the file
+/// bytes moved (resumed ones excluded); the wire figure appears when encoding changed it.
 fn summary(verb: &str, totals: &Totals) -> String {
     let noun = if totals.files == 1 { "file" } else { "files" };
     let moved = totals.bytes.saturating_sub(totals.resumed);

@@ -15,13 +15,17 @@
 //! - [`oneshot`]: `send` and `receive`, the session and the peer protocol put together.
 //! - [`hooks`]: the transfer lifecycle hooks, run by sandboxed WASM plugins and Lua scripts.
 //! - [`config`]: the config file, its errors located at line and column.
+//! - [`identity`]: a daemon's persistent certificate and the peer id derived from it.
+//! - [`sync`]: watch-folder sync: patterns, routing, the queue.
 //! - [`transfer`]: the peer protocol over the data channel, as sans-IO state machines for the
 //!   sending and the receiving side, and its wire frames.
 
 pub mod code;
 pub mod config;
 pub mod hooks;
+pub mod identity;
 pub mod oneshot;
 pub mod session;
 pub mod store;
+pub mod sync;
 pub mod transfer;

@@ -1,11 +1,13 @@
 //! The host's config file (`share.toml`): TOML read with serde, unknown keys refused, and every
 //! error located at the line and column of the offending text, so the operator can fix it.
 //!
-//! Today it holds the transfer hooks, `[[plugins]]` and `[[scripts]]` (see [`hooks`]); paths in
-//! it are relative to the file's own folder, and `~/` means the home folder. The command line
-//! adds to it and overrides it: `--plugin`/`--script` run after the config's hooks, `--setting`
-//! replaces a config setting of the same name.
+//! It holds the transfer hooks, `[[plugins]]` and `[[scripts]]` (see [`hooks`]), and the daemon's
+//! identity, signaling server, trusted peers, watch folders and routing rules (see [`daemon`]).
+//! Paths in it are relative to the file's own folder, and `~/` means the home folder. The command
+//! line adds to it and overrides it: `--plugin`/`--script` run after the config's hooks,
+//! `--setting` replaces a config setting of the same name.
 
+pub mod daemon;
 pub mod hooks;
 mod location;
 #[cfg(test)]
@@ -16,15 +18,27 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use daemon::{FolderEntry, FolderMode, IdentityConfig, PeerEntry, RuleEntry, SignalingConfig};
 pub use hooks::HookEntry;
 pub use location::Location;
 
+use daemon::{RawFolder, RawIdentity, RawPeer, RawRule, RawSignaling};
 use hooks::{RawPlugin, RawScript};
 
 /// A config file, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
+    /// Where the daemon's certificate, key and state live.
+    pub identity: IdentityConfig,
+    /// The signaling server.
+    pub signaling: SignalingConfig,
+    /// The trusted peers.
+    pub peers: Vec<PeerEntry>,
+    /// The watched folders.
+    pub folders: Vec<FolderEntry>,
+    /// The routing rules.
+    pub rules: Vec<RuleEntry>,
     /// The plugins and scripts, in the order the file lists them.
     pub hooks: Vec<HookEntry>,
 }
@@ -57,6 +71,16 @@ pub enum ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    identity: RawIdentity,
+    #[serde(default)]
+    signaling: RawSignaling,
+    #[serde(default)]
+    peers: Vec<RawPeer>,
+    #[serde(default)]
+    folders: Vec<Spanned<RawFolder>>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
     #[serde(default)]
     plugins: Vec<Spanned<RawPlugin>>,
     #[serde(default)]
@@ -92,7 +116,13 @@ impl Config {
         }
         // Plugins and scripts run in the order the file lists them, even interleaved.
         hooks.sort_by_key(|(start, _)| *start);
+        let peers = daemon::peers(&source, raw.peers)?;
         Ok(Self {
+            identity: raw.identity.resolve(&source)?,
+            signaling: raw.signaling.resolve(&source)?,
+            folders: daemon::folders(&source, raw.folders, &peers)?,
+            rules: daemon::rules(&source, raw.rules, &peers)?,
+            peers,
             hooks: hooks.into_iter().map(|(_, entry)| entry).collect(),
         })
     }

@@ -255,3 +255,171 @@ fn a_missing_file_says_which() {
         "{err}"
     );
 }
+
+fn peer_id(seed: u8) -> crate::identity::PeerId {
+    crate::identity::PeerId::of_certificate(&[seed; 100])
+}
+
+#[test]
+fn the_daemon_tables_are_read_and_checked() {
+    let (laptop, nas) = (peer_id(1), peer_id(2));
+    let text = format!(
+        r#"
+[identity]
+dir = "state"
+
+[signaling]
+serve = "127.0.0.1:8787"
+stun = "stun:127.0.0.1:3478"
+
+[[peers]]
+name = "laptop"
+id = "{laptop}"
+
+[[peers]]
+name = "nas"
+id = "{}"
+
+[[folders]]
+path = "photos"
+peers = ["laptop", "nas"]
+mode = "send"
+ignore = ["*.tmp", "cache/**"]
+
+[[folders]]
+path = "/srv/inbox"
+peers = ["nas"]
+
+[[rules]]
+match = "*.raw"
+to = ["nas"]
+"#,
+        nas.to_string().to_lowercase()
+    );
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.identity.dir, PathBuf::from("/etc/p2p/state"));
+    assert_eq!(
+        config.signaling.serve,
+        Some("127.0.0.1:8787".parse().unwrap_or_else(|e| panic!("{e}")))
+    );
+    assert_eq!(config.signaling.url, None);
+    assert_eq!(config.peers.len(), 2);
+    assert_eq!(
+        (config.peers[0].name.as_str(), config.peers[0].id),
+        ("laptop", laptop)
+    );
+    assert_eq!(config.peers[1].id, nas);
+    let photos = &config.folders[0];
+    assert_eq!(photos.path, PathBuf::from("/etc/p2p/photos"));
+    assert_eq!(photos.mode, super::FolderMode::Send);
+    assert!(photos.ignore[0].matches("x/a.tmp") && photos.ignore[1].matches("cache/a/b"));
+    assert_eq!(config.folders[1].mode, super::FolderMode::SendReceive);
+    assert!(config.rules[0].pattern.matches("a/b.raw"));
+    assert_eq!(config.rules[0].to, ["nas"]);
+}
+
+#[test]
+fn the_identity_folder_defaults_to_the_users_data_folder() {
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        return;
+    };
+    let config = parse("").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.identity.dir,
+        Path::new(&home).join(".local/share/p2phost")
+    );
+}
+
+#[test]
+fn daemon_mistakes_point_at_line_and_column() {
+    let id = peer_id(1).to_string();
+    let mut typo = id.clone();
+    typo.replace_range(0..1, if id.starts_with('B') { "C" } else { "B" });
+    let peer = format!("[[peers]]\nname = \"laptop\"\nid = \"{id}\"\n");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("[[peers]]\nname = \"laptop\"\nid = \"{typo}\"\n"),
+            "share.toml:3:6",
+            "id of peer \"laptop\": group 1 of the peer id has a typo",
+        ),
+        (
+            "[[peers]]\nname = \"my laptop\"\nid = \"x\"\n".to_owned(),
+            "share.toml:2:8",
+            "peer name \"my laptop\"",
+        ),
+        (
+            format!(
+                "{peer}[[peers]]\nname = \"laptop\"\nid = \"{}\"\n",
+                peer_id(2)
+            ),
+            "share.toml:5:8",
+            "a peer named \"laptop\" is listed already",
+        ),
+        (
+            format!("{peer}[[peers]]\nname = \"again\"\nid = \"{id}\"\n"),
+            "share.toml:6:6",
+            "has the id of a peer listed before it",
+        ),
+        (
+            format!("{peer}[[folders]]\npath = \"a\"\npeers = [\"laptop\", \"nas\"]\n"),
+            "share.toml:6:20",
+            "this folder names peer \"nas\", which no [[peers]] table defines (defined: laptop)",
+        ),
+        (
+            "[[folders]]\npath = \"a\"\nmode = \"both\"\n".to_owned(),
+            "share.toml:3:8",
+            "unknown variant `both`, expected one of `send`, `receive`, `send-receive`",
+        ),
+        (
+            "[[folders]]\npath = \"a\"\n[[folders]]\npath = \"a/b\"\n".to_owned(),
+            "share.toml:4:8",
+            "overlaps the folder at /etc/p2p/share.toml:1:1",
+        ),
+        (
+            "[[folders]]\npath = \"a\"\nignore = [\"x**\"]\n".to_owned(),
+            "share.toml:3:11",
+            "pattern \"x**\": `**` must be a whole path component",
+        ),
+        (
+            format!("{peer}[[rules]]\nmatch = \"*.raw\"\nto = [\"nas\"]\n"),
+            "share.toml:6:7",
+            "this rule names peer \"nas\"",
+        ),
+        (
+            "[[rules]]\nto = []\n".to_owned(),
+            "share.toml:1:1",
+            "missing field `match`",
+        ),
+        (
+            "[signaling]\nserve = \"localhost\"\n".to_owned(),
+            "share.toml:2:9",
+            "serve = \"localhost\": expected an address and port",
+        ),
+        (
+            "[signaling]\nurl = \"http://x\"\n".to_owned(),
+            "share.toml:2:7",
+            "expected a ws:// or wss:// URL",
+        ),
+        (
+            "[signaling]\nstun = \"x:1\"\n".to_owned(),
+            "share.toml:2:8",
+            "expected a stun: URL",
+        ),
+        (
+            "[identity]\ndirectory = \"x\"\n".to_owned(),
+            "share.toml:2:1",
+            "unknown field `directory`, expected `dir`",
+        ),
+    ];
+    for (text, at, message) in &cases {
+        let (found_at, found_message) = error(text);
+        assert!(
+            found_at.ends_with(at),
+            "{text:?}: error at {found_at}, expected {at} ({found_message})"
+        );
+        assert!(
+            found_message.contains(message),
+            "{text:?}: message {found_message:?} lacks {message:?}"
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! Watch-folder sync for the daemon (DESIGN §7): which files go to which peers, decided without
+//! I/O so it is tested without a disk or a network.
+
+mod glob;
+
+pub use glob::{Glob, GlobError};

@@ -2,5 +2,7 @@
 //! from it (DESIGN §4).
 
 mod peer_id;
+mod store;
 
 pub use peer_id::{PeerId, PeerIdError};
+pub use store::{IDENTITY_FILE, Identity, IdentityError};

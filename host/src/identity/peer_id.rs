@@ -3,8 +3,9 @@
 //!
 //! The 32 bytes are written in base32 (RFC 4648 alphabet, no padding: 52 characters), cut into
 //! four runs of 13, each followed by a Luhn mod 32 check character (56 characters), shown in
-//! eight groups of seven: `MFZWI3D-BONSGYC-…`. Parsing ignores case, dashes and spaces, and
-//! refuses a wrong length, a character outside the alphabet or a failed check.
+//! eight groups of seven: `MFZWI3D-BONSGYC-…`. Parsing ignores case, dashes and spaces, reads
+//! the digits 0, 1 and 8 as the letters O, I and B they are mistaken for, and refuses a wrong
+//! length, a character outside the alphabet or a failed check.
 
 use std::fmt;
 use std::str::FromStr;
@@ -105,7 +106,12 @@ impl FromStr for PeerId {
             if c == '-' || c == ' ' {
                 continue;
             }
-            let upper = c.to_ascii_uppercase();
+            let upper = match c.to_ascii_uppercase() {
+                '0' => 'O',
+                '1' => 'I',
+                '8' => 'B',
+                other => other,
+            };
             if !upper.is_ascii() || !ALPHABET.contains(&(upper as u8)) {
                 return Err(PeerIdError::Character(c));
             }
@@ -233,6 +239,17 @@ mod tests {
     }
 
     #[test]
+    fn syncthings_example_device_id_reads_and_writes_back() {
+        // The same scheme as Syncthing's device ids: its documented example passes our checks.
+        let text = "P56IOI7-MZJNU2Y-IQGDREY-DM2MGTI-MGL3BXN-PQ6W5BM-TBBZ4TJ-XZWICQ2";
+        let id: PeerId = text.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(id.to_string(), text);
+        // Digits mistaken for letters are read as the letters.
+        let misread = text.replace("IOI", "101");
+        assert_eq!(misread.parse::<PeerId>(), Ok(id));
+    }
+
+    #[test]
     fn every_single_character_typo_is_caught() {
         let text = id(7).compact();
         for position in 0..text.len() {
@@ -285,8 +302,8 @@ mod tests {
             Err(PeerIdError::Length(57))
         );
         let mut bad = good.clone();
-        bad.replace_range(0..1, "1");
-        assert_eq!(bad.parse::<PeerId>(), Err(PeerIdError::Character('1')));
+        bad.replace_range(0..1, "9");
+        assert_eq!(bad.parse::<PeerId>(), Err(PeerIdError::Character('9')));
         let mut bad = good.clone();
         bad.replace_range(0..1, "é");
         assert_eq!(bad.parse::<PeerId>(), Err(PeerIdError::Character('é')));

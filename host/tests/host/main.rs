@@ -12,6 +12,7 @@ mod config_cli;
 mod corpus;
 mod files;
 mod hostile_peer;
+mod init_cli;
 mod options;
 mod plugins_cli;
 mod plugins_sandbox;

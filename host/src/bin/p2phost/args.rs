@@ -85,6 +85,19 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Write a commented daemon config and create this host's identity (certificate and key).
+    Init {
+        /// Where to write the config [default: ~/.config/p2phost/share.toml]. Refuses to
+        /// replace an existing file.
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+    },
+    /// Print this host's peer id, for the other hosts' [[peers]] tables.
+    Id {
+        /// The daemon config naming the identity [default: ~/.config/p2phost/share.toml].
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+    },
     /// Work with plugins.
     Plugin {
         #[command(subcommand)]

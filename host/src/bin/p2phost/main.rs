@@ -6,6 +6,7 @@
 
 mod args;
 mod console;
+mod identity_cmds;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -95,10 +96,26 @@ fn main() {
         Command::Plugin {
             action: PluginAction::Inspect { path },
         } => std::process::exit(inspect(&path)),
+        Command::Init { config } => exit_with(identity_cmds::init(config)),
+        Command::Id { config } => exit_with(identity_cmds::id(config)),
     };
     if let Err(failure) = result {
         console.error(failure.kind, &failure.message);
         std::process::exit(failure.exit);
+    }
+}
+
+/// Ends a command that reports through anyhow: its error chain on stderr, exit status 1... or 2
+/// for a config file's mistake.
+fn exit_with(result: anyhow::Result<()>) -> ! {
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            let config_error = e.downcast_ref::<p2phost::config::ConfigError>().is_some();
+            let lines: Vec<String> = format!("{e:#}").lines().map(console::printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
+            std::process::exit(if config_error { USAGE } else { 1 });
+        }
     }
 }
 

@@ -3,16 +3,24 @@
 //! side, and that a complete hook's failure is reported, not fatal. Sans-IO: the caller feeds it
 //! files and chunks and does what it says.
 
+use std::borrow::Cow;
+
 use super::{ChunkAction, FileInfo, Hook, HookError, Outcome, PreSend, Side};
 
-/// A chunk after the hooks: its bytes and the encoding they are in (0: none; `n`: the chain's
-/// `n`-th encoding, as listed by [`HookChain::encodings`]).
+/// A chunk after the sending side's hooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Processed {
-    /// The bytes to send (encoded or not) or to store (decoded).
-    pub data: Vec<u8>,
-    /// The encoding byte for the chunk frame.
-    pub encoding: u8,
+pub enum Processed {
+    /// Send the chunk's own bytes, in no encoding (byte 0): the file has no encoder, or its
+    /// encoder left this chunk plain.
+    Plain,
+    /// Send these bytes instead.
+    Encoded {
+        /// The encoded bytes.
+        data: Vec<u8>,
+        /// The encoding byte for the chunk frame: the chain's `n`-th encoding, as listed by
+        /// [`HookChain::encodings`].
+        encoding: u8,
+    },
 }
 
 /// What the pre-send hooks decided for a file.
@@ -116,11 +124,14 @@ impl HookChain {
 
     /// Runs the chunk hooks on the sending side: inspectors see the plain bytes, then the file's
     /// encoder (if any) encodes them. A hook without an encoding may not replace bytes.
+    ///
+    /// The chunk is borrowed, not copied: only an encoder's output is new bytes, so a chunk that
+    /// stays plain can be sent from the buffer it was read into.
     pub fn send_chunk(
         &mut self,
         file: &FileInfo,
         offset: u64,
-        data: Vec<u8>,
+        data: &[u8],
         encoding: u8,
     ) -> Result<Processed, HookError> {
         let encoder = self.encoder(encoding);
@@ -128,32 +139,33 @@ impl HookChain {
             if !hook.describe().hooks.chunk || Some(index) == encoder {
                 continue;
             }
-            inspect(hook.as_mut(), file, offset, &data)?;
+            inspect(hook.as_mut(), file, offset, data)?;
         }
         let Some(index) = encoder else {
-            return Ok(Processed { data, encoding: 0 });
+            return Ok(Processed::Plain);
         };
         let hook = &mut self.hooks[index];
-        match hook.chunk(file, offset, &data)? {
-            ChunkAction::Replace(encoded) => Ok(Processed {
+        match hook.chunk(file, offset, data)? {
+            ChunkAction::Replace(encoded) => Ok(Processed::Encoded {
                 data: encoded,
                 encoding,
             }),
             // The encoder may leave a chunk plain, e.g. one that would not shrink.
-            ChunkAction::Pass => Ok(Processed { data, encoding: 0 }),
+            ChunkAction::Pass => Ok(Processed::Plain),
             ChunkAction::Abort(reason) => Err(abort(hook.as_ref(), reason)),
         }
     }
 
     /// Runs the chunk hooks on the receiving side: the chunk's encoder decodes it first, then the
-    /// inspectors see the plain bytes. Returns the plain bytes.
-    pub fn receive_chunk(
+    /// inspectors see the plain bytes. Returns the plain bytes: the chunk itself, borrowed, if it
+    /// was in no encoding, else what its encoder decoded.
+    pub fn receive_chunk<'a>(
         &mut self,
         file: &FileInfo,
         offset: u64,
-        data: Vec<u8>,
+        data: &'a [u8],
         encoding: u8,
-    ) -> Result<Vec<u8>, HookError> {
+    ) -> Result<Cow<'a, [u8]>, HookError> {
         let decoder = match encoding {
             0 => None,
             byte => Some(self.encoder(byte).ok_or_else(|| HookError {
@@ -162,11 +174,11 @@ impl HookChain {
             })?),
         };
         let plain = match decoder {
-            None => data,
+            None => Cow::Borrowed(data),
             Some(index) => {
                 let hook = &mut self.hooks[index];
-                match hook.chunk(file, offset, &data)? {
-                    ChunkAction::Replace(decoded) => decoded,
+                match hook.chunk(file, offset, data)? {
+                    ChunkAction::Replace(decoded) => Cow::Owned(decoded),
                     ChunkAction::Pass => {
                         return Err(HookError {
                             owner: hook.describe().name.clone(),

@@ -129,32 +129,42 @@ fn an_encoder_encodes_on_send_and_decodes_on_receive_with_inspectors_seeing_plai
     let admission = sending.admit(&file(5, Side::Send)).unwrap();
     assert_eq!(admission, Admission::Admit { encoding: 1 });
     let sent = sending
-        .send_chunk(&file(5, Side::Send), 0, b"hello".to_vec(), 1)
+        .send_chunk(&file(5, Side::Send), 0, b"hello", 1)
         .unwrap();
-    assert_eq!(sent.encoding, 1);
-    assert_ne!(sent.data, b"hello");
+    let Processed::Encoded { data, encoding } = sent else {
+        panic!("not encoded: {sent:?}");
+    };
+    assert_eq!(encoding, 1);
+    assert_ne!(data, b"hello");
 
     let mut receiving = HookChain::new(vec![hook(Behaviour::Scan), hook(Behaviour::Xor)]);
     receiving.check_decoders(&["xor".to_owned()]).unwrap();
     let plain = receiving
-        .receive_chunk(&file(5, Side::Receive), 0, sent.data, sent.encoding)
+        .receive_chunk(&file(5, Side::Receive), 0, &data, encoding)
         .unwrap();
-    assert_eq!(plain, b"hello");
+    assert!(matches!(plain, Cow::Owned(_)));
+    assert_eq!(&*plain, b"hello");
+}
+
+#[test]
+fn a_plain_chunk_is_borrowed_not_copied() {
+    let mut chain = HookChain::new(vec![hook(Behaviour::Scan)]);
+    let data = b"all fine".to_vec();
+    let sent = chain.send_chunk(&file(8, Side::Send), 0, &data, 0).unwrap();
+    assert_eq!(sent, Processed::Plain);
+    let plain = chain
+        .receive_chunk(&file(8, Side::Receive), 0, &data, 0)
+        .unwrap();
+    assert!(matches!(plain, Cow::Borrowed(bytes) if std::ptr::eq(bytes, &data[..])));
 }
 
 #[test]
 fn an_encoder_may_leave_a_chunk_plain() {
     let mut chain = HookChain::new(vec![hook(Behaviour::Xor)]);
     let sent = chain
-        .send_chunk(&file(3, Side::Send), 0, vec![0, 1, 2], 1)
+        .send_chunk(&file(3, Side::Send), 0, &[0, 1, 2], 1)
         .unwrap();
-    assert_eq!(
-        sent,
-        Processed {
-            data: vec![0, 1, 2],
-            encoding: 0
-        }
-    );
+    assert_eq!(sent, Processed::Plain);
 }
 
 #[test]
@@ -165,7 +175,7 @@ fn a_receiver_without_the_encoding_refuses_naming_it() {
     let mut chain = HookChain::new(Vec::new());
     assert!(
         chain
-            .receive_chunk(&file(3, Side::Receive), 0, vec![1, 2, 3], 1)
+            .receive_chunk(&file(3, Side::Receive), 0, &[1, 2, 3], 1)
             .is_err()
     );
 }
@@ -186,18 +196,18 @@ fn rejections_aborts_and_rogue_replacements_name_the_hook() {
 
     let mut chain = HookChain::new(vec![hook(Behaviour::Scan)]);
     let err = chain
-        .send_chunk(&file(9, Side::Send), 0, b"an EVIL x".to_vec(), 0)
+        .send_chunk(&file(9, Side::Send), 0, b"an EVIL x", 0)
         .unwrap_err();
     assert_eq!(err.owner, "scan");
     assert!(err.reason.contains("found EVIL"), "{err}");
     let err = chain
-        .receive_chunk(&file(9, Side::Receive), 0, b"an EVIL x".to_vec(), 0)
+        .receive_chunk(&file(9, Side::Receive), 0, b"an EVIL x", 0)
         .unwrap_err();
     assert_eq!(err.owner, "scan");
 
     let mut chain = HookChain::new(vec![hook(Behaviour::Rogue)]);
     let err = chain
-        .send_chunk(&file(3, Side::Send), 0, b"abc".to_vec(), 0)
+        .send_chunk(&file(3, Side::Send), 0, b"abc", 0)
         .unwrap_err();
     assert_eq!(err.owner, "rogue");
 }

@@ -1,5 +1,6 @@
 //! `p2phost receive`: take the offer, write `.part` files, verify, rename, confirm.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -215,10 +216,13 @@ impl<O: Observer> Run<'_, O> {
             return Ok(Frame::Chunk(chunk));
         };
         let hooks = &mut self.hooks;
-        let data = chunk.data.to_vec();
+        let data: &[u8] = &chunk.data;
         let plain =
             super::blocking_io(|| hooks.receive_chunk(info, chunk.offset, data, chunk.encoding))?;
-        chunk.data = plain.into();
+        // A plain chunk keeps its buffer; a decoded one gets the decoder's.
+        if let Cow::Owned(decoded) = plain {
+            chunk.data = decoded.into();
+        }
         chunk.encoding = 0;
         Ok(Frame::Chunk(chunk))
     }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use super::channel_io::FramePipe;
 use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
-use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
+use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Processed, Side};
 use crate::session::{SenderRendezvous, SessionOptions};
 use crate::store::{Scan, ScanError, scan};
 use crate::transfer::frames::{chunk_frame, chunk_overhead};
@@ -251,7 +251,8 @@ impl Run<'_> {
         }
     }
 
-    /// A chunk frame after the chunk hooks: inspected, and encoded if its file is.
+    /// A chunk frame after the chunk hooks: inspected, and encoded if its file is. A chunk that
+    /// stays plain goes out in the frame it was read into (its header says encoding 0 already).
     fn through_hooks(
         &mut self,
         frame: BytesMut,
@@ -265,12 +266,16 @@ impl Run<'_> {
                 "no hooks' view of file {file}"
             )));
         };
-        let data = frame[chunk_overhead()..].to_vec();
+        let data = &frame[chunk_overhead()..];
         let hooks = &mut *self.hooks;
-        let processed = super::blocking_io(|| hooks.send_chunk(info, offset, data, encoding))?;
-        let mut encoded = chunk_frame(file, offset, processed.encoding, processed.data.len());
-        encoded.extend_from_slice(&processed.data);
-        Ok(encoded)
+        match super::blocking_io(|| hooks.send_chunk(info, offset, data, encoding))? {
+            Processed::Plain => Ok(frame),
+            Processed::Encoded { data, encoding } => {
+                let mut encoded = chunk_frame(file, offset, encoding, data.len());
+                encoded.extend_from_slice(&data);
+                Ok(encoded)
+            }
+        }
     }
 
     /// Feeds a frame to the sender; `Some(files)` once the receiver confirmed everything.

@@ -15,8 +15,12 @@
 //!
 //! The server sees the nameplate, the PAKE messages (useless without the words) and ciphertext.
 
+mod sealed_signal;
+mod trusted;
 mod tuned_runtime;
 mod webrtc_link;
+
+pub use trusted::{Incoming, PairSignaling, pair_room};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +49,8 @@ pub struct SessionOptions {
     pub bind: Vec<String>,
     /// How long each step may take: reaching the server, the peer's arrival excepted.
     pub step_timeout: Duration,
+    /// This host's persistent certificate (daemon mode); a fresh one per connection if `None`.
+    pub identity: Option<crate::identity::Identity>,
 }
 
 impl Default for SessionOptions {
@@ -55,6 +61,7 @@ impl Default for SessionOptions {
             turn: None,
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
+            identity: None,
         }
     }
 }
@@ -114,6 +121,9 @@ pub enum SessionError {
         "the peer could not connect (no network path between the peers, or a timeout; try --turn)"
     )]
     PeerFailed,
+    /// In daemon mode, the other side is not the trusted peer it should be.
+    #[error("the host that answered is not the trusted peer: {0}")]
+    WrongPeer(String),
     /// The peer left before the connection was up.
     #[error("the peer left before the connection was made")]
     PeerLeft,
@@ -228,7 +238,9 @@ impl SenderRendezvous {
             Ok(keys) => keys,
             Err(e) => return Err(channel.fail(e).await),
         };
-        webrtc_link::offer(channel, keys, &self.options).await
+        let verification = keys.verification().to_owned();
+        let signal = sealed_signal::SealedSignal::new(channel, keys);
+        webrtc_link::offer(signal, verification, &self.options).await
     }
 }
 
@@ -266,7 +278,9 @@ pub async fn receive(
         Ok(keys) => keys,
         Err(e) => return Err(channel.fail(e).await),
     };
-    webrtc_link::answer(channel, keys, &options).await
+    let verification = keys.verification().to_owned();
+    let signal = sealed_signal::SealedSignal::new(channel, keys);
+    webrtc_link::answer(signal, verification, &options).await
 }
 
 /// The longest wait for the signaling server's WebSocket handshake.

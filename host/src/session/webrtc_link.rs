@@ -1,5 +1,6 @@
 //! The WebRTC half of a session: a peer connection, one reliable ordered data channel, and the SDP
-//! offer and answer exchanged sealed through the room.
+//! offer and answer exchanged through a [`Signal`]: sealed under the code's keys for one-off
+//! transfers, or checked against a trusted peer's certificate in daemon mode.
 
 use std::sync::Arc;
 
@@ -13,8 +14,7 @@ use webrtc::peer_connection::{
 };
 
 use super::tuned_runtime::{SetupDone, TunedRuntime};
-use super::{Channel, Connected, SessionError, SessionOptions};
-use crate::code::{Opener, Sealer, SessionKeys};
+use super::{Connected, SessionError, SessionOptions};
 
 /// Bytes queued in the data channel before `send` waits.
 const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
@@ -26,6 +26,48 @@ const SCTP_MTU: u32 = 1400;
 
 /// The data channel's label.
 const LABEL: &str = "p2phost";
+
+/// How the descriptions travel between the peers, and how each side gives up on the other.
+#[async_trait::async_trait]
+pub(super) trait Signal: Send {
+    /// Sends this side's description.
+    async fn send_description(
+        &mut self,
+        description: &RTCSessionDescription,
+    ) -> Result<(), SessionError>;
+
+    /// The peer's description, of type `expected`, checked; or why there is none.
+    async fn receive_description(
+        &mut self,
+        expected: RTCSdpType,
+        doing: &'static str,
+    ) -> Result<RTCSessionDescription, SessionError>;
+
+    /// Resolves when the peer says it gave up; never if it does not.
+    async fn aborted(&mut self) -> SessionError;
+
+    /// Tells the peer that this side gave up and why, and ends; returns `error`.
+    async fn abort(self, error: SessionError) -> SessionError;
+
+    /// Ends the signaling once the data channel is open.
+    async fn finish(self);
+}
+
+/// A description as JSON, checked for its type.
+pub(super) fn parse_description(
+    json: &[u8],
+    expected: RTCSdpType,
+) -> Result<RTCSessionDescription, SessionError> {
+    let description: RTCSessionDescription = serde_json::from_slice(json)
+        .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))?;
+    if description.sdp_type != expected {
+        return Err(SessionError::Protocol(format!(
+            "expected an SDP {expected}, got {}",
+            description.sdp_type
+        )));
+    }
+    Ok(description)
+}
 
 /// Forwards the connection's events to the session.
 struct Handler {
@@ -96,6 +138,9 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     if options.turn.as_ref().is_some_and(|turn| turn.relay_only) {
         configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
     }
+    if let Some(identity) = &options.identity {
+        configuration = configuration.with_certificates(vec![certificate(identity)?]);
+    }
     // DESIGN §9: with a 4 MiB SCTP receive window and 1400-byte SCTP packets the channel runs
     // several times faster on loopback than with the defaults.
     let settings = SettingEngineBuilder::new()
@@ -129,17 +174,35 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     })
 }
 
+/// The host's persistent certificate, as webrtc-rs takes it.
+fn certificate(
+    identity: &crate::identity::Identity,
+) -> Result<webrtc::peer_connection::RTCCertificate, SessionError> {
+    let provider = webrtc::peer_connection::crypto::default_provider()
+        .map_err(|e| SessionError::WebRtc(format!("loading the crypto provider: {e}")))?;
+    let der = rustls_pki_types::CertificateDer::from(identity.certificate_der().to_vec());
+    webrtc::peer_connection::RTCCertificate::from_pkcs8(
+        provider.crypto(),
+        webrtc::peer_connection::crypto::SignatureScheme::EcdsaP256Sha256,
+        vec![der],
+        identity.key_pkcs8_der(),
+        // webrtc-rs checks only this date (year 4000), and peers pin the certificate itself.
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(64_060_588_800),
+    )
+    .map_err(webrtc_error("loading this host's certificate"))
+}
+
 impl Link {
-    /// Leaves the room (its work is done) and hands over the link.
+    /// Ends the signaling (its work is done) and hands over the link.
     async fn connected(
         self,
-        channel: Channel,
+        signal: impl Signal,
         data: Arc<dyn DataChannel>,
         early_messages: Vec<Bytes>,
         verification: String,
     ) -> Connected {
         self.setup_done.mark();
-        channel.close().await;
+        signal.finish().await;
         Connected {
             channel: data,
             early_messages,
@@ -157,12 +220,11 @@ impl Link {
     }
 
     /// Sets `description` as the local one and, once ICE gathering is done, sends it (with every
-    /// candidate in it) sealed to the peer.
+    /// candidate in it) to the peer.
     async fn publish(
         &mut self,
         description: RTCSessionDescription,
-        channel: &Channel,
-        sealer: &mut Sealer,
+        signal: &mut impl Signal,
         options: &SessionOptions,
     ) -> Result<(), SessionError> {
         self.peer_connection
@@ -170,7 +232,7 @@ impl Link {
             .await
             .map_err(webrtc_error("setting the local description"))?;
         let local = self.gathered_description(options).await?;
-        send_description(channel, sealer, &local).await
+        signal.send_description(&local).await
     }
 
     /// Waits for ICE gathering, then returns the local description with every candidate in it.
@@ -186,38 +248,6 @@ impl Link {
             .await
             .ok_or_else(|| SessionError::WebRtc("no local description after gathering".into()))
     }
-}
-
-async fn send_description(
-    channel: &Channel,
-    sealer: &mut Sealer,
-    description: &RTCSessionDescription,
-) -> Result<(), SessionError> {
-    let json = serde_json::to_vec(description)
-        .map_err(|e| SessionError::WebRtc(format!("encoding the description: {e}")))?;
-    channel.send(sealer.seal(&json)?).await
-}
-
-async fn receive_description(
-    channel: &mut Channel,
-    opener: &mut Opener,
-    expected: RTCSdpType,
-    doing: &'static str,
-) -> Result<RTCSessionDescription, SessionError> {
-    let sealed = channel.next(doing).await?;
-    let plain = opener.open(&sealed)?;
-    if let Some(gave_up) = super::abort_reason(&plain) {
-        return Err(gave_up);
-    }
-    let description: RTCSessionDescription = serde_json::from_slice(&plain)
-        .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))?;
-    if description.sdp_type != expected {
-        return Err(SessionError::Protocol(format!(
-            "expected an SDP {expected}, got {}",
-            description.sdp_type
-        )));
-    }
-    Ok(description)
 }
 
 fn no_path() -> SessionError {
@@ -268,33 +298,29 @@ async fn wait_open(
     Ok(early)
 }
 
-/// The sender's side: makes the offer.
+/// The offering side.
 pub(super) async fn offer(
-    mut channel: Channel,
-    keys: SessionKeys,
+    mut signal: impl Signal,
+    verification: String,
     options: &SessionOptions,
 ) -> Result<Connected, SessionError> {
-    let verification = keys.verification().to_owned();
-    let (mut sealer, mut opener) = keys.split();
     let mut link = match build(options).await {
         Ok(link) => link,
-        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+        Err(e) => return Err(signal.abort(e).await),
     };
-    match offer_steps(&mut link, &mut channel, &mut sealer, &mut opener, options).await {
-        Ok((data, early)) => Ok(link.connected(channel, data, early, verification).await),
+    match offer_steps(&mut link, &mut signal, options).await {
+        Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
         Err(e) => {
             link.discard().await;
-            // The receiver waits for the data channel: tell it none will come, and why.
-            Err(channel.abort(&mut sealer, e).await)
+            // The answerer waits for the data channel: tell it none will come, and why.
+            Err(signal.abort(e).await)
         }
     }
 }
 
 async fn offer_steps(
     link: &mut Link,
-    channel: &mut Channel,
-    sealer: &mut Sealer,
-    opener: &mut Opener,
+    signal: &mut impl Signal,
     options: &SessionOptions,
 ) -> Result<(Arc<dyn DataChannel>, Vec<Bytes>), SessionError> {
     let pc = Arc::clone(&link.peer_connection);
@@ -307,14 +333,10 @@ async fn offer_steps(
         .create_offer(None)
         .await
         .map_err(webrtc_error("creating the offer"))?;
-    link.publish(offer, channel, sealer, options).await?;
-    let answer = receive_description(
-        channel,
-        opener,
-        RTCSdpType::Answer,
-        "waiting for the answer",
-    )
-    .await?;
+    link.publish(offer, signal, options).await?;
+    let answer = signal
+        .receive_description(RTCSdpType::Answer, "waiting for the answer")
+        .await?;
     pc.set_remote_description(answer)
         .await
         .map_err(webrtc_error("applying the answer"))?;
@@ -322,45 +344,29 @@ async fn offer_steps(
     Ok((data, early))
 }
 
-/// The receiver's side: answers the offer.
+/// The answering side.
 pub(super) async fn answer(
-    mut channel: Channel,
-    keys: SessionKeys,
+    mut signal: impl Signal,
+    verification: String,
     options: &SessionOptions,
 ) -> Result<Connected, SessionError> {
-    let verification = keys.verification().to_owned();
-    let (mut sealer, mut opener) = keys.split();
     // The connection is built once the offer is here: no sockets and timers while waiting.
-    let offer = match receive_description(
-        &mut channel,
-        &mut opener,
-        RTCSdpType::Offer,
-        "waiting for the offer",
-    )
-    .await
+    let offer = match signal
+        .receive_description(RTCSdpType::Offer, "waiting for the offer")
+        .await
     {
         Ok(offer) => offer,
-        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+        Err(e) => return Err(signal.abort(e).await),
     };
     let mut link = match build(options).await {
         Ok(link) => link,
-        Err(e) => return Err(channel.abort(&mut sealer, e).await),
+        Err(e) => return Err(signal.abort(e).await),
     };
-    let steps = answer_steps(
-        &mut link,
-        offer,
-        &mut channel,
-        &mut sealer,
-        &mut opener,
-        options,
-    );
-    match steps.await {
-        Ok(data) => Ok(link
-            .connected(channel, data, Vec::new(), verification)
-            .await),
+    match answer_steps(&mut link, offer, &mut signal, options).await {
+        Ok(data) => Ok(link.connected(signal, data, Vec::new(), verification).await),
         Err(e) => {
             link.discard().await;
-            Err(channel.abort(&mut sealer, e).await)
+            Err(signal.abort(e).await)
         }
     }
 }
@@ -368,9 +374,7 @@ pub(super) async fn answer(
 async fn answer_steps(
     link: &mut Link,
     offer: RTCSessionDescription,
-    channel: &mut Channel,
-    sealer: &mut Sealer,
-    opener: &mut Opener,
+    signal: &mut impl Signal,
     options: &SessionOptions,
 ) -> Result<Arc<dyn DataChannel>, SessionError> {
     let pc = Arc::clone(&link.peer_connection);
@@ -381,15 +385,15 @@ async fn answer_steps(
         .create_answer(None)
         .await
         .map_err(webrtc_error("creating the answer"))?;
-    link.publish(answer, channel, sealer, options).await?;
+    link.publish(answer, signal, options).await?;
     let arrival = link.channels.recv();
-    // A sender that refuses the answer (tampering) or fails says so: stop now rather than
+    // An offerer that refuses the answer (tampering) or fails says so: stop now rather than
     // after the timeout.
     tokio::select! {
         data = tokio::time::timeout(options.step_timeout, arrival) => data
             .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
             .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into())),
-        gave_up = channel.aborted(opener) => Err(gave_up),
+        gave_up = signal.aborted() => Err(gave_up),
         _ = link.failed.recv() => Err(no_path()),
     }
 }

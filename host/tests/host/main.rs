@@ -21,4 +21,5 @@ mod session;
 mod support;
 mod tamper;
 mod tamper_proxy;
+mod trusted;
 mod turn;

@@ -9,7 +9,7 @@ use p2phost::code::{PakeError, TransferCode};
 use p2phost::session::{self, SenderRendezvous, SessionError, SessionOptions};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 
-async fn server() -> SessionOptions {
+pub(crate) async fn server() -> SessionOptions {
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..ServerConfig::default()
@@ -25,10 +25,11 @@ async fn server() -> SessionOptions {
         turn: None,
         bind: vec!["127.0.0.1:0".into()],
         step_timeout: Duration::from_secs(10),
+        identity: None,
     }
 }
 
-async fn next_message(channel: &std::sync::Arc<dyn DataChannel>) -> Vec<u8> {
+pub(crate) async fn next_message(channel: &std::sync::Arc<dyn DataChannel>) -> Vec<u8> {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match channel.poll().await {

@@ -172,6 +172,7 @@ impl Common {
             turn,
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
+            identity: None,
         })
     }
 }

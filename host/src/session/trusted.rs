@@ -1,0 +1,559 @@
+//! Daemon mode: trusted peers meet in a room named after both their ids, and every data channel
+//! between them is pinned to the certificates those ids name (DESIGN §4).
+//!
+//! ```text
+//! host A (id a)                   signaling server                 host B (id b)
+//!   join pair_room(a, b)  ─────────▶   ◀───────── join pair_room(a, b)
+//!   {"session":7,"kind":"offer","description":…} ──▶
+//!                                 ◀── {"session":7,"kind":"answer","description":…}
+//!   ══════ DTLS: each side's certificate must hash to the id the other trusts ══════
+//! ```
+//!
+//! Descriptions travel in the clear: what makes the link safe is that each side refuses a
+//! description whose DTLS fingerprint is not the trusted peer's id, and webrtc-rs refuses a
+//! certificate that does not match the fingerprint (proving possession of its key). A server, or
+//! a third host in the room, can stop a connection but cannot take a peer's place. Many sessions
+//! may run at once between two hosts; each is one peer connection, tagged by a session number.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use p2p_signaling::protocol::{ErrorKind, RoomId};
+use p2p_signaling::{ClientEvents, Event, SignalingClient};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use webrtc::peer_connection::{RTCSdpType, RTCSessionDescription};
+
+use super::webrtc_link::{self, Signal};
+use super::{Connected, SessionError, SessionOptions};
+use crate::identity::{Identity, PeerId};
+
+/// The room two hosts meet in: the hex SHA-256 of both ids, in order, so both derive the same.
+pub fn pair_room(a: &PeerId, b: &PeerId) -> RoomId {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let mut hash = Sha256::new();
+    hash.update(b"p2phost pair room v1\0");
+    hash.update(low.sha256());
+    hash.update(high.sha256());
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    // 64 characters of [0-9a-f]: always a valid room name.
+    RoomId::new(hex).unwrap_or_else(|_| RoomId::nameplate(0))
+}
+
+/// What travels in a pair room.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PairMessage {
+    /// Which connection attempt it belongs to (chosen at random by the offering side).
+    session: u64,
+    kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<RTCSessionDescription>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Offer,
+    Answer,
+    /// The sender gave up on this session: it refused what it got, or could not connect.
+    Refused,
+    Failed,
+}
+
+/// Sessions waiting for their next message, by room and number.
+type Routes = Arc<Mutex<HashMap<(RoomId, u64), mpsc::Sender<PairMessage>>>>;
+
+/// A trusted peer's offer, waiting for [`PairSignaling::accept`].
+#[derive(Debug)]
+pub struct Incoming {
+    /// Who offers (checked when accepted).
+    pub peer: PeerId,
+    room: RoomId,
+    message: PairMessage,
+}
+
+/// One host's presence on the signaling server for all its trusted peers.
+pub struct PairSignaling {
+    client: SignalingClient,
+    options: SessionOptions,
+    /// Per trusted peer: its room, and whether it is in it.
+    peers: HashMap<PeerId, (RoomId, watch::Receiver<bool>)>,
+    routes: Routes,
+    dispatcher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PairSignaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSignaling")
+            .field("peers", &self.peers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Offers not yet accepted that may wait; more are refused.
+const MAX_PENDING_OFFERS: usize = 16;
+/// Sessions one host may have open with its peers at once, per peer (both directions).
+const MAX_SESSIONS_PER_PEER: usize = 8;
+
+impl PairSignaling {
+    /// Connects to the signaling server as `options.identity` and joins the room of each of
+    /// `peers`. Offers from them come out of the returned receiver.
+    pub async fn start(
+        options: SessionOptions,
+        peers: &[PeerId],
+    ) -> Result<(Self, mpsc::Receiver<Incoming>), SessionError> {
+        let own = options.identity.as_ref().map(Identity::id).ok_or_else(|| {
+            SessionError::Protocol("daemon mode needs this host's identity".into())
+        })?;
+        let rooms = peers.iter().map(|p| (*p, pair_room(&own, p))).collect();
+        Self::with_rooms(options, rooms).await
+    }
+
+    /// Like [`PairSignaling::start`], with the room of each peer given: for tests that put a host
+    /// where it does not belong.
+    pub async fn with_rooms(
+        options: SessionOptions,
+        rooms: Vec<(PeerId, RoomId)>,
+    ) -> Result<(Self, mpsc::Receiver<Incoming>), SessionError> {
+        if options.identity.is_none() {
+            return Err(SessionError::Protocol(
+                "daemon mode needs this host's identity".into(),
+            ));
+        }
+        let (client, events) = super::connect(&options).await?;
+        let mut peers = HashMap::new();
+        let mut presence = HashMap::new();
+        for (peer, room) in rooms {
+            let members = client.join(&room).await?;
+            let (tx, rx) = watch::channel(members >= 2);
+            presence.insert(room.clone(), (peer, tx));
+            peers.insert(peer, (room, rx));
+        }
+        let routes: Routes = Arc::default();
+        let (incoming_tx, incoming) = mpsc::channel(MAX_PENDING_OFFERS);
+        let dispatcher = tokio::spawn(dispatch(
+            client.clone(),
+            events,
+            presence,
+            Arc::clone(&routes),
+            incoming_tx,
+        ));
+        Ok((
+            Self {
+                client,
+                options,
+                peers,
+                routes,
+                dispatcher,
+            },
+            incoming,
+        ))
+    }
+
+    /// Whether `peer` is in its room now, as a watch that changes when it comes and goes.
+    pub fn presence(&self, peer: &PeerId) -> Option<watch::Receiver<bool>> {
+        self.peers.get(peer).map(|(_, rx)| rx.clone())
+    }
+
+    /// Whether the connection to the signaling server still runs.
+    pub fn is_running(&self) -> bool {
+        !self.dispatcher.is_finished()
+    }
+
+    /// Opens a data channel to `peer`, this side offering.
+    pub async fn connect(&self, peer: &PeerId) -> Result<Connected, SessionError> {
+        let (room, _) = self
+            .peers
+            .get(peer)
+            .ok_or_else(|| SessionError::Protocol(format!("{peer} is not a trusted peer")))?;
+        let session = loop {
+            let candidate = rand_u64();
+            let taken = self.lock_routes().contains_key(&(room.clone(), candidate));
+            if !taken {
+                break candidate;
+            }
+        };
+        let signal = self.signal(*peer, room.clone(), session, None)?;
+        webrtc_link::offer(signal, peer.to_string(), &self.options).await
+    }
+
+    /// Answers an offer from [`PairSignaling::start`]'s receiver.
+    pub async fn accept(&self, incoming: Incoming) -> Result<Connected, SessionError> {
+        let Incoming {
+            peer,
+            room,
+            message,
+        } = incoming;
+        let session = message.session;
+        let signal = self.signal(peer, room, session, Some(message))?;
+        webrtc_link::answer(signal, peer.to_string(), &self.options).await
+    }
+
+    /// Leaves the server.
+    pub async fn close(&self) {
+        self.client.close().await;
+        self.dispatcher.abort();
+    }
+
+    fn lock_routes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(RoomId, u64), mpsc::Sender<PairMessage>>> {
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn signal(
+        &self,
+        peer: PeerId,
+        room: RoomId,
+        session: u64,
+        first: Option<PairMessage>,
+    ) -> Result<PinnedSignal, SessionError> {
+        let (tx, rx) = mpsc::channel(4);
+        {
+            let mut routes = self.lock_routes();
+            let open = routes.keys().filter(|(r, _)| r == &room).count();
+            if open >= MAX_SESSIONS_PER_PEER {
+                return Err(SessionError::Protocol(format!(
+                    "{MAX_SESSIONS_PER_PEER} sessions with {peer} are open already"
+                )));
+            }
+            routes.insert((room.clone(), session), tx.clone());
+        }
+        if let Some(first) = first {
+            // Room for 4; the route is new, so this cannot fail.
+            let _ = tx.try_send(first);
+        }
+        Ok(PinnedSignal {
+            client: self.client.clone(),
+            routes: Arc::clone(&self.routes),
+            room,
+            session,
+            peer,
+            incoming: rx,
+            timeout: self.options.step_timeout,
+        })
+    }
+}
+
+impl Drop for PairSignaling {
+    fn drop(&mut self) {
+        self.dispatcher.abort();
+    }
+}
+
+fn rand_u64() -> u64 {
+    use chacha20poly1305::aead::OsRng;
+    use chacha20poly1305::aead::rand_core::RngCore;
+    OsRng.next_u64()
+}
+
+/// Routes the room's messages to their sessions, new offers to `incoming`, and presence to the
+/// watches, until the connection ends.
+async fn dispatch(
+    client: SignalingClient,
+    mut events: ClientEvents,
+    presence: HashMap<RoomId, (PeerId, watch::Sender<bool>)>,
+    routes: Routes,
+    incoming: mpsc::Sender<Incoming>,
+) {
+    while let Some(event) = events.next().await {
+        match event {
+            Event::Message { room, payload } => {
+                let Some((peer, _)) = presence.get(&room) else {
+                    continue;
+                };
+                let message: PairMessage = match serde_json::from_str(&payload) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::warn!(%peer, "unreadable message in the pair room: {e}");
+                        continue;
+                    }
+                };
+                let route = routes
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&(room.clone(), message.session))
+                    .cloned();
+                match (route, message.kind) {
+                    (Some(route), _) => {
+                        let _ = route.try_send(message);
+                    }
+                    (None, Kind::Offer) => {
+                        let offer = Incoming {
+                            peer: *peer,
+                            room: room.clone(),
+                            message,
+                        };
+                        if let Err(mpsc::error::TrySendError::Full(offer)) =
+                            incoming.try_send(offer)
+                        {
+                            tracing::warn!(%peer, "too many offers waiting; refusing one");
+                            refuse(&client, &room, offer.message.session, Kind::Failed).await;
+                        }
+                    }
+                    // Late messages of a finished session.
+                    (None, _) => {}
+                }
+            }
+            Event::PeerJoined { room } => {
+                if let Some((_, tx)) = presence.get(&room) {
+                    let _ = tx.send(true);
+                }
+            }
+            Event::PeerLeft { room } => {
+                if let Some((_, tx)) = presence.get(&room) {
+                    let _ = tx.send(false);
+                }
+            }
+            Event::Error {
+                kind: ErrorKind::RoomExpired,
+                room: Some(room),
+                ..
+            } => {
+                // Rooms live an hour on the server; a daemon lives longer: join again.
+                if let Some((_, tx)) = presence.get(&room) {
+                    match client.join(&room).await {
+                        Ok(members) => {
+                            let _ = tx.send(members >= 2);
+                        }
+                        Err(e) => tracing::warn!(%room, "cannot join the pair room again: {e}"),
+                    }
+                }
+            }
+            Event::Closed { reason } => {
+                tracing::warn!("signaling connection closed: {reason}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    for (_, tx) in presence.values() {
+        let _ = tx.send(false);
+    }
+}
+
+async fn refuse(client: &SignalingClient, room: &RoomId, session: u64, kind: Kind) {
+    let message = PairMessage {
+        session,
+        kind,
+        description: None,
+    };
+    if let Ok(json) = serde_json::to_string(&message) {
+        let _ = client.send(room, json).await;
+    }
+}
+
+/// One session's [`Signal`]: its messages in the pair room, descriptions pinned to the peer's id.
+struct PinnedSignal {
+    client: SignalingClient,
+    routes: Routes,
+    room: RoomId,
+    session: u64,
+    peer: PeerId,
+    incoming: mpsc::Receiver<PairMessage>,
+    timeout: Duration,
+}
+
+impl PinnedSignal {
+    fn unregister(&self) {
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(self.room.clone(), self.session));
+    }
+}
+
+impl Drop for PinnedSignal {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// Checks that every DTLS fingerprint in `sdp` is SHA-256 and names `peer`'s certificate.
+pub(super) fn check_fingerprints(sdp: &str, peer: &PeerId) -> Result<(), SessionError> {
+    let mut found = 0;
+    for line in sdp.lines() {
+        let Some(value) = line.trim_end().strip_prefix("a=fingerprint:") else {
+            continue;
+        };
+        found += 1;
+        let (algorithm, hex) = value.split_once(' ').unwrap_or((value, ""));
+        if !algorithm.eq_ignore_ascii_case("sha-256") {
+            return Err(SessionError::WrongPeer(format!(
+                "it announced a {algorithm} certificate fingerprint, not sha-256"
+            )));
+        }
+        let bytes: Option<Vec<u8>> = hex
+            .split(':')
+            .map(|pair| {
+                u8::from_str_radix(pair, 16)
+                    .ok()
+                    .filter(|_| pair.len() == 2)
+            })
+            .collect();
+        match bytes {
+            Some(bytes) if bytes.as_slice() == peer.sha256() => {}
+            Some(bytes) if bytes.len() == 32 => {
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(&bytes);
+                return Err(SessionError::WrongPeer(format!(
+                    "its certificate is {}, not {peer}",
+                    PeerId::from_sha256(digest)
+                )));
+            }
+            _ => {
+                return Err(SessionError::WrongPeer(
+                    "its certificate fingerprint is malformed".into(),
+                ));
+            }
+        }
+    }
+    if found == 0 {
+        return Err(SessionError::WrongPeer(
+            "its description has no certificate fingerprint".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Signal for PinnedSignal {
+    async fn send_description(
+        &mut self,
+        description: &RTCSessionDescription,
+    ) -> Result<(), SessionError> {
+        let kind = match description.sdp_type {
+            RTCSdpType::Offer => Kind::Offer,
+            _ => Kind::Answer,
+        };
+        let message = PairMessage {
+            session: self.session,
+            kind,
+            description: Some(description.clone()),
+        };
+        let json = serde_json::to_string(&message)
+            .map_err(|e| SessionError::WebRtc(format!("encoding the description: {e}")))?;
+        Ok(self.client.send(&self.room, json).await?)
+    }
+
+    async fn receive_description(
+        &mut self,
+        expected: RTCSdpType,
+        doing: &'static str,
+    ) -> Result<RTCSessionDescription, SessionError> {
+        let message = tokio::time::timeout(self.timeout, self.incoming.recv())
+            .await
+            .map_err(|_| SessionError::Timeout(doing))?
+            .ok_or_else(|| SessionError::Protocol("the signaling connection ended".into()))?;
+        match message.kind {
+            Kind::Refused => return Err(SessionError::PeerRefused),
+            Kind::Failed => return Err(SessionError::PeerFailed),
+            _ => {}
+        }
+        let description = message
+            .description
+            .ok_or_else(|| SessionError::Protocol("a description without its SDP".into()))?;
+        if description.sdp_type != expected {
+            return Err(SessionError::Protocol(format!(
+                "expected an SDP {expected}, got {}",
+                description.sdp_type
+            )));
+        }
+        check_fingerprints(&description.sdp, &self.peer)?;
+        Ok(description)
+    }
+
+    async fn aborted(&mut self) -> SessionError {
+        while let Some(message) = self.incoming.recv().await {
+            match message.kind {
+                Kind::Refused => return SessionError::PeerRefused,
+                Kind::Failed => return SessionError::PeerFailed,
+                _ => {}
+            }
+        }
+        std::future::pending().await
+    }
+
+    async fn abort(self, error: SessionError) -> SessionError {
+        let kind = match error {
+            SessionError::WrongPeer(_) | SessionError::Protocol(_) | SessionError::PeerRefused => {
+                Kind::Refused
+            }
+            _ => Kind::Failed,
+        };
+        if let SessionError::WrongPeer(why) = &error {
+            tracing::warn!(peer = %self.peer, "refused a connection in its room: {why}");
+        }
+        refuse(&self.client, &self.room, self.session, kind).await;
+        error
+    }
+
+    async fn finish(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_derive_the_same_room_and_other_pairs_another() {
+        let a = PeerId::of_certificate(b"a");
+        let b = PeerId::of_certificate(b"b");
+        let c = PeerId::of_certificate(b"c");
+        assert_eq!(pair_room(&a, &b), pair_room(&b, &a));
+        assert_ne!(pair_room(&a, &b), pair_room(&a, &c));
+        assert_eq!(pair_room(&a, &b).as_str().len(), 64);
+    }
+
+    fn sdp_with(fingerprints: &[&str]) -> String {
+        let mut sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n".to_owned();
+        for f in fingerprints {
+            sdp.push_str(&format!("a=fingerprint:{f}\r\n"));
+        }
+        sdp
+    }
+
+    fn hex(id: &PeerId) -> String {
+        id.sha256()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    #[test]
+    fn only_the_trusted_certificate_passes() {
+        let peer = PeerId::of_certificate(b"peer");
+        let other = PeerId::of_certificate(b"other");
+        let good = format!("sha-256 {}", hex(&peer));
+        assert!(check_fingerprints(&sdp_with(&[&good]), &peer).is_ok());
+        assert!(check_fingerprints(&sdp_with(&[&good.to_lowercase()]), &peer).is_ok());
+        let cases = [
+            sdp_with(&[]),
+            sdp_with(&[&format!("sha-256 {}", hex(&other))]),
+            sdp_with(&[&good, &format!("sha-256 {}", hex(&other))]),
+            sdp_with(&[&format!("sha-1 {}", hex(&peer))]),
+            sdp_with(&[&format!("sha-256 {}", &hex(&peer)[3..])]),
+            sdp_with(&[&format!("sha-256 {}:00", hex(&peer))]),
+            sdp_with(&["sha-256 zz"]),
+            sdp_with(&["sha-256"]),
+        ];
+        for sdp in cases {
+            assert!(
+                matches!(
+                    check_fingerprints(&sdp, &peer),
+                    Err(SessionError::WrongPeer(_))
+                ),
+                "{sdp:?} passed"
+            );
+        }
+        let err = check_fingerprints(&sdp_with(&[&format!("sha-256 {}", hex(&other))]), &peer)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(&other.to_string()), "{err}");
+    }
+}

@@ -7,8 +7,8 @@ mod receive;
 mod send;
 
 pub use observer::{Observer, Silent};
-pub use receive::{ReceiveReport, receive};
-pub use send::{CodeChoice, SendReport, send};
+pub use receive::{ReceiveReport, receive, receive_over};
+pub use send::{CodeChoice, SendReport, send, send_over};
 
 use crate::code::PakeError;
 use crate::session::SessionError;

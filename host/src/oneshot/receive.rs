@@ -9,7 +9,7 @@ use super::send::file_info;
 use super::{Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
-use crate::session::{self, SessionOptions};
+use crate::session::{self, Connected, SessionOptions};
 use crate::store::PartFile;
 use crate::transfer::{Control, Frame, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
@@ -49,7 +49,19 @@ pub async fn receive(
     hooks: HookChain,
     observer: &mut impl Observer,
 ) -> Result<ReceiveReport, OneshotError> {
-    let mut link = session::receive(options, code).await?;
+    let link = session::receive(options, code).await?;
+    receive_over(link, out, overwrite, hooks, observer).await
+}
+
+/// Receives what the peer at the other end of `link`, a data channel already open (daemon mode),
+/// sends, into `out`, through the `hooks` of this transfer.
+pub async fn receive_over(
+    mut link: Connected,
+    out: &Path,
+    overwrite: bool,
+    hooks: HookChain,
+    observer: &mut impl Observer,
+) -> Result<ReceiveReport, OneshotError> {
     observer.connected(&link.verification);
     let mut pipe = FramePipe::new(&mut link);
     let (mut receiver, hello) = Receiver::new();

@@ -11,7 +11,7 @@ use super::channel_io::FramePipe;
 use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Processed, Side};
-use crate::session::{SenderRendezvous, SessionOptions};
+use crate::session::{Connected, SenderRendezvous, SessionOptions};
 use crate::store::{Scan, ScanError, scan};
 use crate::transfer::frames::{chunk_frame, chunk_overhead};
 use crate::transfer::{Control, Frame, Manifest, Sender, SenderEvent, TransferError};
@@ -55,11 +55,71 @@ pub async fn send(
     mut hooks: HookChain,
     observer: &mut impl Observer,
 ) -> Result<SendReport, OneshotError> {
-    let mut found: Scan = scan(inputs)?;
+    let found: Scan = scan(inputs)?;
+    let (admitted, found) = admit(found, &mut hooks, observer)?;
+    // Hashing reads every byte (≈ 0.3 s per GiB here): it runs while the code is shown and the
+    // receiver is on its way, not before.
+    let mut hashing = hash(found, admitted.offered_encodings.clone());
+    let rendezvous = match code {
+        CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
+        CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
+    };
+    observer.code(rendezvous.code());
+    let connecting = rendezvous.connect();
+    tokio::pin!(connecting);
+    let mut manifest = None;
+    let link = loop {
+        tokio::select! {
+            link = &mut connecting => break link?,
+            // A read error fails here, before any receiver was connected.
+            hashed = &mut hashing, if manifest.is_none() => {
+                manifest = Some(offer_ready(hashed, observer)?);
+            }
+        }
+    };
+    let manifest = match manifest {
+        Some(manifest) => Ok(manifest),
+        None => offer_ready(hashing.await, observer),
+    };
+    transfer(link, manifest, admitted, hooks, observer).await
+}
+
+/// Sends the files of `found` over `link`, a data channel already open (daemon mode), through
+/// the `hooks` of this transfer.
+pub async fn send_over(
+    link: Connected,
+    found: Scan,
+    mut hooks: HookChain,
+    observer: &mut impl Observer,
+) -> Result<SendReport, OneshotError> {
+    let (admitted, found) = admit(found, &mut hooks, observer)?;
+    let hashing = hash(found, admitted.offered_encodings.clone());
+    let manifest = offer_ready(hashing.await, observer);
+    transfer(link, manifest, admitted, hooks, observer).await
+}
+
+/// The files the pre-send hooks let through, and what the transfer needs to know of them.
+struct Admitted {
+    /// Per file: what its hooks see.
+    infos: Vec<FileInfo>,
+    /// Per file: its encoding byte (0: plain).
+    encodings: Vec<u8>,
+    /// The encodings the offer names.
+    offered_encodings: Vec<String>,
+    total: u64,
+    sources: Vec<PathBuf>,
+    skipped_inputs: Vec<(PathBuf, &'static str)>,
+}
+
+/// Runs the pre-send hooks, before anything is hashed or offered: a rejected file is left out.
+fn admit(
+    mut found: Scan,
+    hooks: &mut HookChain,
+    observer: &mut impl Observer,
+) -> Result<(Admitted, Scan), OneshotError> {
     for (path, why) in &found.skipped {
         observer.skipped(path, why);
     }
-    // The pre-send hooks, before anything is hashed or offered: a rejected file is left out.
     let mut encodings = Vec::with_capacity(found.files.len());
     let mut admitted = Vec::with_capacity(found.files.len());
     for file in std::mem::take(&mut found.files) {
@@ -83,48 +143,57 @@ pub async fn send(
     } else {
         Vec::new()
     };
-    let total: u64 = found.files.iter().map(|f| f.size).sum();
-    let sources: Vec<PathBuf> = found.files.iter().map(|f| f.source.clone()).collect();
-    let skipped_inputs = found.skipped.clone();
-    // Hashing reads every byte (≈ 0.3 s per GiB here): it runs while the code is shown and the
-    // receiver is on its way, not before.
-    let mut hashing = tokio::task::spawn_blocking(move || {
+    let admitted = Admitted {
+        infos,
+        encodings,
+        offered_encodings,
+        total: found.files.iter().map(|f| f.size).sum(),
+        sources: found.files.iter().map(|f| f.source.clone()).collect(),
+        skipped_inputs: found.skipped.clone(),
+    };
+    Ok((admitted, found))
+}
+
+/// Hashes the admitted files into the offer, on a blocking thread.
+fn hash(
+    found: Scan,
+    offered_encodings: Vec<String>,
+) -> tokio::task::JoinHandle<Result<Manifest, ScanError>> {
+    tokio::task::spawn_blocking(move || {
         found.manifest(CHUNK_SIZE, GROUP_SIZE).map(|mut manifest| {
             manifest.encodings = offered_encodings;
             manifest
         })
-    });
-    let rendezvous = match code {
-        CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
-        CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
-    };
-    observer.code(rendezvous.code());
-    let connecting = rendezvous.connect();
-    tokio::pin!(connecting);
-    let mut manifest = None;
-    let mut link = loop {
-        tokio::select! {
-            link = &mut connecting => break link?,
-            // A read error fails here, before any receiver was connected.
-            hashed = &mut hashing, if manifest.is_none() => {
-                manifest = Some(offer_ready(hashed, observer)?);
-            }
-        }
-    };
+    })
+}
+
+/// The transfer proper, once connected: the offer (or why there is none), every chunk, and the
+/// complete hooks.
+async fn transfer(
+    mut link: Connected,
+    manifest: Result<Manifest, OneshotError>,
+    admitted: Admitted,
+    mut hooks: HookChain,
+    observer: &mut impl Observer,
+) -> Result<SendReport, OneshotError> {
     observer.connected(&link.verification);
     let mut pipe = FramePipe::new(&mut link);
     let manifest = match manifest {
-        Some(manifest) => manifest,
-        None => match offer_ready(hashing.await, observer) {
-            Ok(manifest) => manifest,
-            Err(error) => {
-                pipe.tell_peer(&error).await;
-                let _ = link.peer_connection.close().await;
-                return Err(error);
-            }
-        },
+        Ok(manifest) => manifest,
+        Err(error) => {
+            pipe.tell_peer(&error).await;
+            let _ = link.peer_connection.close().await;
+            return Err(error);
+        }
     };
-
+    let Admitted {
+        infos,
+        encodings,
+        total,
+        sources,
+        skipped_inputs,
+        ..
+    } = admitted;
     let (mut sender, first) = Sender::new(manifest);
     let mut run = Run {
         sender: &mut sender,

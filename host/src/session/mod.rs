@@ -240,7 +240,7 @@ impl SenderRendezvous {
         };
         let verification = keys.verification().to_owned();
         let signal = sealed_signal::SealedSignal::new(channel, keys);
-        webrtc_link::offer(signal, verification, &self.options).await
+        webrtc_link::offer(signal, webrtc_link::LABEL, verification, &self.options).await
     }
 }
 

@@ -163,8 +163,9 @@ impl PairSignaling {
         !self.dispatcher.is_finished()
     }
 
-    /// Opens a data channel to `peer`, this side offering.
-    pub async fn connect(&self, peer: &PeerId) -> Result<Connected, SessionError> {
+    /// Opens a data channel to `peer`, this side offering; the channel's `label` tells the peer
+    /// what it is for (it travels inside DTLS, where the server cannot change it).
+    pub async fn connect(&self, peer: &PeerId, label: &str) -> Result<Connected, SessionError> {
         let (room, _) = self
             .peers
             .get(peer)
@@ -177,7 +178,7 @@ impl PairSignaling {
             }
         };
         let signal = self.signal(*peer, room.clone(), session, None)?;
-        webrtc_link::offer(signal, peer.to_string(), &self.options).await
+        webrtc_link::offer(signal, label, peer.to_string(), &self.options).await
     }
 
     /// Answers an offer from [`PairSignaling::start`]'s receiver.

@@ -24,8 +24,8 @@ const SCTP_RECEIVE_BUFFER: u32 = 4 * 1024 * 1024;
 /// SCTP packet size: fits a 1500-byte path with the DTLS, UDP and IP headers.
 const SCTP_MTU: u32 = 1400;
 
-/// The data channel's label.
-const LABEL: &str = "p2phost";
+/// The data channel's label in one-off transfers.
+pub(super) const LABEL: &str = "p2phost";
 
 /// How the descriptions travel between the peers, and how each side gives up on the other.
 #[async_trait::async_trait]
@@ -301,6 +301,7 @@ async fn wait_open(
 /// The offering side.
 pub(super) async fn offer(
     mut signal: impl Signal,
+    label: &str,
     verification: String,
     options: &SessionOptions,
 ) -> Result<Connected, SessionError> {
@@ -308,7 +309,7 @@ pub(super) async fn offer(
         Ok(link) => link,
         Err(e) => return Err(signal.abort(e).await),
     };
-    match offer_steps(&mut link, &mut signal, options).await {
+    match offer_steps(&mut link, &mut signal, label, options).await {
         Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
         Err(e) => {
             link.discard().await;
@@ -321,12 +322,13 @@ pub(super) async fn offer(
 async fn offer_steps(
     link: &mut Link,
     signal: &mut impl Signal,
+    label: &str,
     options: &SessionOptions,
 ) -> Result<(Arc<dyn DataChannel>, Vec<Bytes>), SessionError> {
     let pc = Arc::clone(&link.peer_connection);
     // The channel must exist before the offer, so the offer negotiates SCTP.
     let data = pc
-        .create_data_channel(LABEL, None)
+        .create_data_channel(label, None)
         .await
         .map_err(webrtc_error("creating the data channel"))?;
     let offer = pc

@@ -92,17 +92,19 @@ async fn two_trusted_hosts_meet_in_their_room_and_talk_both_ways() {
     let mut accepted_by_b = accept_all(Arc::clone(&host_b), offers_b);
 
     // A offers, B accepts; each names the other by the id its certificate proved.
-    let ours = host_a.connect(&b.id()).await.unwrap();
+    let ours = host_a.connect(&b.id(), "test").await.unwrap();
     let (from, theirs) = next_accepted(&mut accepted_by_b).await;
     let theirs = theirs.unwrap();
     assert_eq!(from, a.id());
     assert_eq!(ours.verification, b.id().to_string());
     assert_eq!(theirs.verification, a.id().to_string());
+    // The label the offering side chose arrives inside DTLS.
+    assert_eq!(theirs.channel.label().await.unwrap(), "test");
     talk(&ours, &theirs).await;
     close([ours, theirs]).await;
 
     // B offers, A accepts.
-    let ours = host_b.connect(&a.id()).await.unwrap();
+    let ours = host_b.connect(&a.id(), "test").await.unwrap();
     let (from, theirs) = next_accepted(&mut accepted_by_a).await;
     assert_eq!(from, b.id());
     let theirs = theirs.unwrap();
@@ -111,7 +113,7 @@ async fn two_trusted_hosts_meet_in_their_room_and_talk_both_ways() {
 
     // Two sessions at once, as a daemon sending two folders opens them.
     let b_id = b.id();
-    let (first, second) = tokio::join!(host_a.connect(&b_id), host_a.connect(&b_id));
+    let (first, second) = tokio::join!(host_a.connect(&b_id, "one"), host_a.connect(&b_id, "two"));
     let (first, second) = (first.unwrap(), second.unwrap());
     let (_, one) = next_accepted(&mut accepted_by_b).await;
     let (_, two) = next_accepted(&mut accepted_by_b).await;
@@ -152,7 +154,7 @@ async fn a_host_with_another_certificate_in_the_pair_room_is_refused_both_ways()
     let mut accepted_by_m = accept_all(Arc::clone(&impostor), offers_m);
 
     // Mallory offers: A sees a certificate that is not B's and refuses; Mallory is told.
-    let offered = impostor.connect(&a.id()).await;
+    let offered = impostor.connect(&a.id(), "test").await;
     assert!(
         matches!(offered, Err(SessionError::PeerRefused)),
         "{offered:?}"
@@ -166,7 +168,7 @@ async fn a_host_with_another_certificate_in_the_pair_room_is_refused_both_ways()
     );
 
     // A offers to "B": the answer comes from Mallory's certificate, and A refuses it.
-    let connected = host_a.connect(&b.id()).await;
+    let connected = host_a.connect(&b.id(), "test").await;
     let error = connected.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
         error.contains("not the trusted peer") && error.contains(&mallory.id().to_string()),

@@ -14,6 +14,7 @@
 //!
 //! [[folders]]
 //! path = "~/Share/photos"
+//! id = "photos"                       # what the peers call it; default: the folder's name
 //! peers = ["laptop"]
 //! mode = "send-receive"               # "send" | "receive" | "send-receive"
 //! ignore = ["*.tmp", "cache/**"]
@@ -98,6 +99,9 @@ impl FolderMode {
 pub struct FolderEntry {
     /// The folder.
     pub path: PathBuf,
+    /// What the peers call it: files travel tagged with it, and a peer stores them in its folder
+    /// of the same id.
+    pub id: String,
     /// The peers it syncs with (names from `[[peers]]`).
     pub peers: Vec<String>,
     /// Which way.
@@ -143,6 +147,7 @@ pub(super) struct RawPeer {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFolder {
     path: Spanned<String>,
+    id: Option<Spanned<String>>,
     #[serde(default)]
     peers: Vec<Spanned<String>>,
     mode: Option<Spanned<FolderMode>>,
@@ -219,20 +224,7 @@ pub(super) fn peers(source: &Source<'_>, raw: Vec<RawPeer>) -> Result<Vec<PeerEn
     let mut ids = BTreeSet::new();
     let mut peers = Vec::with_capacity(raw.len());
     for peer in raw {
-        let name = peer.name.get_ref();
-        let plain = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !plain {
-            return Err(source.error(
-                peer.name.span().start,
-                format!(
-                    "peer name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-', like \"laptop\""
-                ),
-            ));
-        }
+        let name = &plain_name(source, &peer.name, "peer name")?;
         if !names.insert(name.clone()) {
             return Err(source.error(
                 peer.name.span().start,
@@ -255,6 +247,30 @@ pub(super) fn peers(source: &Source<'_>, raw: Vec<RawPeer>) -> Result<Vec<PeerEn
         });
     }
     Ok(peers)
+}
+
+/// A name used in labels and logs: 1 to 64 letters, digits, '.', '_' or '-'.
+fn plain_name(
+    source: &Source<'_>,
+    name: &Spanned<String>,
+    what: &str,
+) -> Result<String, ConfigError> {
+    let text = name.get_ref();
+    let plain = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if plain {
+        Ok(text.clone())
+    } else {
+        Err(source.error(
+            name.span().start,
+            format!(
+                "{what} {text:?}: use 1 to 64 letters, digits, '.', '_' or '-', like \"laptop\""
+            ),
+        ))
+    }
 }
 
 /// Peer names in a folder or rule must be configured peers.
@@ -322,6 +338,39 @@ pub(super) fn folders(
                 ),
             ));
         }
+        let id = match &folder.id {
+            Some(id) => plain_name(source, id, "folder id")?,
+            None => {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                plain_name(source, &Spanned::new(folder.path.span(), name), "folder id")
+                    .map_err(|_| {
+                        source.error(
+                            folder.path.span().start,
+                            format!(
+                                "{} has no name usable as a folder id: add id = \"…\" (letters, digits, '.', '_' or '-')",
+                                path.display()
+                            ),
+                        )
+                    })?
+            }
+        };
+        if let Some(other) = folders.iter().find(|f| f.id == id) {
+            let at = folder
+                .id
+                .as_ref()
+                .map_or(folder.path.span().start, |i| i.span().start);
+            return Err(source.error(
+                at,
+                format!(
+                    "folder id {id:?} is taken by the folder at {}; give this one another id = \"…\"",
+                    other.at
+                ),
+            ));
+        }
         let names = known_peers(source, &folder.peers, peers, "this folder")?;
         let ignore = folder
             .ignore
@@ -330,6 +379,7 @@ pub(super) fn folders(
             .collect::<Result<_, _>>()?;
         folders.push(FolderEntry {
             path,
+            id,
             peers: names,
             mode: folder
                 .mode

@@ -423,3 +423,25 @@ fn daemon_mistakes_point_at_line_and_column() {
         );
     }
 }
+
+#[test]
+fn a_folder_is_known_to_peers_by_its_id_its_name_by_default() {
+    let text = "[[folders]]\npath = \"/data/photos\"\n[[folders]]\npath = \"/x/docs\"\nid = \"work-docs\"\n";
+    let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.folders[0].id, "photos");
+    assert_eq!(config.folders[1].id, "work-docs");
+
+    let (at, message) =
+        error("[[folders]]\npath = \"/a/photos\"\n[[folders]]\npath = \"/b/photos\"\n");
+    assert!(at.ends_with("share.toml:4:8"), "{at}");
+    assert!(
+        message.contains("folder id \"photos\" is taken by the folder at /etc/p2p/share.toml:1:1"),
+        "{message}"
+    );
+    let (at, message) = error("[[folders]]\npath = \"/a\"\nid = \"my photos\"\n");
+    assert!(at.ends_with("share.toml:3:6"), "{at}");
+    assert!(message.contains("folder id \"my photos\""), "{message}");
+    let (at, message) = error("[[folders]]\npath = \"/a/my photos\"\n");
+    assert!(at.ends_with("share.toml:2:8"), "{at}");
+    assert!(message.contains("add id = "), "{message}");
+}

@@ -13,5 +13,5 @@ mod space;
 
 pub use part_file::{ChunkGroups, PartFile, StoreError};
 pub use safe_path::{MAX_DEPTH, MAX_NAME_BYTES, MAX_PATH_BYTES, PathError, SafePath};
-pub use scan::{Scan, ScanError, ScannedFile, open_no_follow, scan};
+pub use scan::{Scan, ScanError, ScannedFile, open_no_follow, scan, scan_within};
 pub use space::{available_bytes, check_space};

@@ -96,6 +96,35 @@ pub fn scan(inputs: &[PathBuf]) -> Result<Scan, ScanError> {
     Ok(found)
 }
 
+/// The files at `relative` paths ('/'-separated) inside `root`, offered under those paths (a
+/// sync folder's changed files). Paths that are gone or are no longer regular files are left out
+/// (listed in `skipped`): the folder changed since they were queued.
+pub fn scan_within(root: &Path, relative: &[String]) -> Result<Scan, ScanError> {
+    let mut found = Scan::default();
+    let mut seen = std::collections::HashSet::new();
+    for rel in relative {
+        if !seen.insert(rel.as_str()) {
+            continue;
+        }
+        let source = root.join(rel);
+        let path = safe(&source, rel)?;
+        match fs::symlink_metadata(&source) {
+            Ok(meta) if meta.file_type().is_file() => found.files.push(ScannedFile {
+                source,
+                path,
+                size: meta.len(),
+                mode: meta.permissions().mode() & 0o7777,
+            }),
+            Ok(_) => found.skipped.push((source, "not a regular file")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                found.skipped.push((source, "gone"));
+            }
+            Err(e) => return Err(io_error(&source)(e)),
+        }
+    }
+    Ok(found)
+}
+
 fn safe(source: &Path, relative: &str) -> Result<SafePath, ScanError> {
     SafePath::from_peer(relative).map_err(|e: PathError| ScanError::Name {
         path: source.to_path_buf(),

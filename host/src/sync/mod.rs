@@ -2,5 +2,7 @@
 //! I/O so it is tested without a disk or a network.
 
 mod glob;
+mod plan;
 
 pub use glob::{Glob, GlobError};
+pub use plan::{FolderRoute, Router};

@@ -1,8 +1,10 @@
 //! Watch-folder sync for the daemon (DESIGN §7): which files go to which peers, decided without
 //! I/O so it is tested without a disk or a network.
 
+mod conflict;
 mod glob;
 mod plan;
 
+pub use conflict::{conflict_name, is_conflict_copy};
 pub use glob::{Glob, GlobError};
 pub use plan::{FolderRoute, Router};

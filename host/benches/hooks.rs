@@ -1,14 +1,16 @@
 //! Hooks benchmark (issue 5): what a no-op chunk hook costs a transfer, and what the compress
 //! plugin saves on the wire.
 //!
-//! `cargo bench -p p2phost --bench hooks` (env `BENCH_SIZE`, default `256MiB`; the components come
-//! from `bash plugins/build.sh`, in `plugins/out/` or `$P2P_PLUGINS_OUT`).
+//! `cargo bench -p p2phost --bench hooks` (env `BENCH_SIZE`, default `256MiB`; `BENCH_ROUNDS`,
+//! default 5; the components come from `bash plugins/build.sh`, in `plugins/out/` or
+//! `$P2P_PLUGINS_OUT`). The cost of each call on its own is `benches/hooks_calls.rs`.
 //!
 //! One file of random bytes is sent on loopback by the release `p2phost` (two processes, through an
-//! in-process signaling server, as in `transfer.rs`) three ways, alternating, twice: no hooks,
-//! `--plugin noop.wasm` on both sides, and a no-op Lua chunk hook (`{bytes = true}`) on both sides.
-//! Then a text corpus with and without `--plugin compress.wasm` on both sides. Every copy is checked
-//! with BLAKE3; speed is never asserted.
+//! in-process signaling server, as in `transfer.rs`) three ways, in rounds whose order rotates: no
+//! hooks, `--plugin noop.wasm` on both sides, and a no-op Lua chunk hook (`{bytes = true}`) on both
+//! sides. Then a text corpus without and with `--plugin compress.wasm` on both sides, alternating,
+//! as many rounds. Medians and ranges over the rounds, so the run-to-run noise shows beside the
+//! overhead. Every copy is checked with BLAKE3; speed is never asserted.
 
 // A benchmark's main prints its table and may panic on any failure: that is its whole job.
 #![allow(
@@ -20,8 +22,6 @@
 )]
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -30,13 +30,15 @@ use std::time::{Duration, Instant};
 mod files;
 #[path = "common/peer.rs"]
 mod peer;
-use files::{blake3_of, human, next, start_signaling, write_random_file};
+#[path = "common/text.rs"]
+mod text;
+use files::{blake3_of, human, start_signaling, write_random_file};
 use peer::Peer;
 
 /// The aim of issue 5 for the no-op hooks: at most this much slower than no hooks.
 const AIM_OVERHEAD_PCT: f64 = 5.0;
-/// The text corpus for the compression line.
-const CORPUS: u64 = 64 << 20;
+/// The text corpus for the compression rows.
+const CORPUS: usize = 64 << 20;
 
 const LUA_NOOP: &str = "p2p.on(\"chunk\", function(file, chunk) end, {bytes=true})\n";
 
@@ -46,6 +48,9 @@ struct Figures {
     stored_mbps: f64,
     /// From starting the receiver (once the sender's offer is ready) until both have exited.
     wall: Duration,
+    /// CPU seconds (user + system) of each process, from its start to its exit.
+    cpu_send: f64,
+    cpu_recv: f64,
     rss_send_mib: f64,
     rss_recv_mib: f64,
     /// The sender's `wire_bytes` over its `bytes`.
@@ -54,6 +59,9 @@ struct Figures {
 
 fn main() {
     let size = parse_size(&std::env::var("BENCH_SIZE").unwrap_or_else(|_| "256MiB".into()));
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .map_or(5, |s| s.parse().expect("BENCH_ROUNDS: a number of rounds"));
+    assert!(rounds > 0, "BENCH_ROUNDS: at least 1");
     let plugins = std::env::var_os("P2P_PLUGINS_OUT").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/out"),
         PathBuf::from,
@@ -86,67 +94,155 @@ fn main() {
         human(size)
     );
     println!(
-        "{:<5} {:<11} {:>11} {:>7} {:>9} {:>9} {:>9}",
-        "round", "hooks", "stored MB/s", "wall s", "RSS send", "RSS recv", "overhead"
+        "{rounds} rounds; within a round the order rotates (round 1: as listed, round 2 starts with the second, ...)"
     );
-    // sums[v] = stored MB/s of variant v over the rounds.
-    let mut sums = [0.0f64; 3];
-    for round in 1..=2 {
-        let mut base = 0.0;
-        for (v, (name, extra)) in variants.iter().enumerate() {
-            let f = transfer(&url, &stun, &source, dir.path(), extra);
-            if v == 0 {
-                base = f.stored_mbps;
-            }
-            sums[v] += f.stored_mbps;
+    println!(
+        "{:<5} {:<11} {:>11} {:>7} {:>8} {:>8} {:>9} {:>9} {:>8}",
+        "round",
+        "hooks",
+        "stored MB/s",
+        "wall s",
+        "CPU send",
+        "CPU recv",
+        "RSS send",
+        "RSS recv",
+        "overhead"
+    );
+    // mbps[v][r]: stored MB/s of variant v in round r; overheads[v][r] against that round's no hooks.
+    let mut mbps = vec![Vec::new(); variants.len()];
+    let mut overheads = vec![Vec::new(); variants.len()];
+    // cpu[v][r]: CPU seconds of both processes together.
+    let mut cpu = vec![Vec::new(); variants.len()];
+    for round in 0..rounds {
+        let mut figures: Vec<Option<Figures>> = variants.iter().map(|_| None).collect();
+        for k in 0..variants.len() {
+            let v = (round + k) % variants.len();
+            figures[v] = Some(transfer(&url, &stun, &source, dir.path(), &variants[v].1));
+        }
+        let figures: Vec<Figures> = figures.into_iter().map(Option::unwrap).collect();
+        let base = figures[0].stored_mbps;
+        for (v, f) in figures.iter().enumerate() {
+            mbps[v].push(f.stored_mbps);
+            cpu[v].push(f.cpu_send + f.cpu_recv);
+            let pct = overhead(base, f.stored_mbps);
+            overheads[v].push(pct);
             println!(
-                "{round:<5} {name:<11} {:>11.1} {:>7.2} {:>5.1} MiB {:>5.1} MiB {:>8}",
+                "{:<5} {:<11} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>5.1} MiB {:>5.1} MiB {:>8}",
+                round + 1,
+                variants[v].0,
                 f.stored_mbps,
                 f.wall.as_secs_f64(),
+                f.cpu_send,
+                f.cpu_recv,
                 f.rss_send_mib,
                 f.rss_recv_mib,
                 if v == 0 {
                     "-".to_owned()
                 } else {
-                    format!("{:+.1}%", overhead(base, f.stored_mbps))
+                    format!("{pct:+.1}%")
                 },
             );
         }
     }
     std::fs::remove_file(&source).unwrap();
 
+    println!("\nover {rounds} rounds: median (min..max)");
+    println!(
+        "{:<11} {:>22} {:>24} {:>10} {:>20}",
+        "hooks", "stored MB/s", "overhead per round", "of medians", "CPU s, both peers"
+    );
+    for (v, (name, _)) in variants.iter().enumerate() {
+        let (m, lo, hi) = spread(&mbps[v]);
+        let (per_round, of_medians) = if v == 0 {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            let (pm, plo, phi) = spread(&overheads[v]);
+            (
+                format!("{pm:+.1}% ({plo:+.1}..{phi:+.1})"),
+                format!("{:+.1}%", overhead(spread(&mbps[0]).0, m)),
+            )
+        };
+        let (c, clo, chi) = spread(&cpu[v]);
+        println!(
+            "{name:<11} {:>22} {per_round:>24} {of_medians:>10} {:>20}",
+            format!("{m:.1} ({lo:.1}..{hi:.1})"),
+            format!("{c:.2} ({clo:.2}..{chi:.2})"),
+        );
+    }
+    let (_, lo, hi) = spread(&mbps[0]);
+    println!(
+        "noise: the no-hooks runs alone spread {:.1}% (max / min - 1)",
+        (hi / lo - 1.0) * 100.0
+    );
+
     let text = dir.path().join("corpus.txt");
-    write_text_file(&text, CORPUS);
-    let plain = transfer(&url, &stun, &text, dir.path(), &[]);
-    let packed = transfer(
-        &url,
-        &stun,
-        &text,
-        dir.path(),
-        &hooks("--plugin", &compress),
+    std::fs::write(&text, text::text_corpus(CORPUS)).unwrap();
+    println!(
+        "\ncompression, {} text corpus, {rounds} rounds alternating (round 2 starts with compress.wasm, ...)",
+        human(CORPUS as u64)
     );
     println!(
-        "\ncompression, {} text corpus: wire/bytes {:.3} without, {:.3} with compress.wasm; {:.1} MB/s without, {:.1} MB/s with ({:.2}x)",
-        human(CORPUS),
-        plain.wire_ratio,
-        packed.wire_ratio,
-        plain.stored_mbps,
-        packed.stored_mbps,
-        packed.stored_mbps / plain.stored_mbps,
+        "{:<5} {:<13} {:>11} {:>7} {:>8} {:>8} {:>10}",
+        "round", "hooks", "stored MB/s", "wall s", "CPU send", "CPU recv", "wire/bytes"
+    );
+    let packing = [
+        ("no hooks", Vec::new()),
+        ("compress.wasm", hooks("--plugin", &compress)),
+    ];
+    let mut packed_mbps = [Vec::new(), Vec::new()];
+    let mut wire = [0.0; 2];
+    for round in 0..rounds {
+        for k in 0..2 {
+            let v = (round + k) % 2;
+            let f = transfer(&url, &stun, &text, dir.path(), &packing[v].1);
+            packed_mbps[v].push(f.stored_mbps);
+            wire[v] = f.wire_ratio;
+            println!(
+                "{:<5} {:<13} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>10.3}",
+                round + 1,
+                packing[v].0,
+                f.stored_mbps,
+                f.wall.as_secs_f64(),
+                f.cpu_send,
+                f.cpu_recv,
+                f.wire_ratio
+            );
+        }
+    }
+    let ((plain, plain_lo, plain_hi), (packed, packed_lo, packed_hi)) =
+        (spread(&packed_mbps[0]), spread(&packed_mbps[1]));
+    println!(
+        "compression: wire/bytes {:.3} without, {:.3} with compress.wasm; median {plain:.1} MB/s ({plain_lo:.1}..{plain_hi:.1}) without, {packed:.1} MB/s ({packed_lo:.1}..{packed_hi:.1}) with ({:.2}x)",
+        wire[0],
+        wire[1],
+        packed / plain,
     );
 
     println!(
-        "\naim (issue 5): no-op hooks cost <= {AIM_OVERHEAD_PCT}% (mean stored MB/s of both rounds)"
+        "\naim (issue 5): no-op hooks cost <= {AIM_OVERHEAD_PCT}% (median of the per-round overheads)"
     );
     for (v, (name, _)) in variants.iter().enumerate().skip(1) {
-        let pct = overhead(sums[0], sums[v]);
+        let (pct, lo, hi) = spread(&overheads[v]);
         let met = if pct <= AIM_OVERHEAD_PCT {
             "met"
         } else {
             "NOT met"
         };
-        println!("  {name:<11} {pct:+6.1}%  {met}");
+        println!("  {name:<11} {pct:+6.1}%  {met}  (rounds {lo:+.1}..{hi:+.1})");
     }
+}
+
+/// Median, min and max.
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    (median, sorted[0], sorted[n - 1])
 }
 
 /// How much slower `mbps` is than `base`, in percent (negative: faster).
@@ -192,6 +288,8 @@ fn transfer(url: &str, stun: &str, source: &Path, dir: &Path, extra: &[OsString]
     Figures {
         stored_mbps: bytes as f64 / stored["seconds"].as_f64().unwrap() / 1e6,
         wall,
+        cpu_send: sender.cpu_seconds,
+        cpu_recv: receiver.cpu_seconds,
         rss_send_mib: sender.peak_rss_kib as f64 / 1024.0,
         rss_recv_mib: receiver.peak_rss_kib as f64 / 1024.0,
         wire_ratio: sent["wire_bytes"].as_f64().unwrap() / sent["bytes"].as_f64().unwrap(),
@@ -210,32 +308,4 @@ fn parse_size(s: &str) -> u64 {
         other => panic!("BENCH_SIZE: unknown unit {other:?} (B, KiB, MiB, GiB)"),
     };
     digits.parse::<u64>().unwrap() * scale
-}
-
-/// Lines of 4 to 15 words drawn from a small vocabulary, like a log or prose: text lz4 can shrink.
-fn write_text_file(path: &Path, size: u64) {
-    const VOCABULARY: &str = "the transfer of a file peer to chunk plugin script and is sent received \
-        over channel data with hook bytes in on signaling server code offer done error warning info \
-        connection established closed hash verified stored network loopback time seconds memory \
-        sandbox call returns pass replace abort compress";
-    let words: Vec<&str> = VOCABULARY.split_whitespace().collect();
-    let mut file = std::io::BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
-    let (mut state, mut written, mut line) = (0x2545_F491_u64, 0u64, 0u64);
-    let mut text = String::new();
-    while written < size {
-        text.clear();
-        line += 1;
-        text.push_str(&format!("{line:08} "));
-        let r = next(&mut state);
-        for i in 0..4 + r % 12 {
-            let pick = (next(&mut state) >> (i % 4)) as usize % words.len();
-            text.push_str(words[pick]);
-            text.push(' ');
-        }
-        text.push('\n');
-        let n = (text.len() as u64).min(size - written) as usize;
-        file.write_all(&text.as_bytes()[..n]).unwrap();
-        written += n as u64;
-    }
-    file.into_inner().unwrap().sync_all().unwrap();
 }

@@ -14,10 +14,6 @@ pub(crate) struct Peer {
     /// Peak RSS seen so far (`VmHWM`), in KiB.
     pub(crate) peak_rss_kib: u64,
     /// User + system CPU seconds, as last read.
-    #[allow(
-        dead_code,
-        reason = "read by the transfer bench, not by the hooks bench"
-    )]
     pub(crate) cpu_seconds: f64,
     /// It has exited (successfully: `poll` asserts it).
     pub(crate) exited: bool,

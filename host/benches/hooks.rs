@@ -51,7 +51,8 @@ struct Figures {
     /// CPU seconds (user + system) of each process, from its start to its exit.
     cpu_send: f64,
     cpu_recv: f64,
-    /// CPU seconds the rest of the machine used meanwhile (other work disturbs a run).
+    /// CPU seconds the rest of the machine's tasks used meanwhile (this watcher, and any other
+    /// work that disturbs the run), and time the hypervisor stole.
     cpu_other: f64,
     rss_send_mib: f64,
     rss_recv_mib: f64,
@@ -314,7 +315,9 @@ fn transfer(url: &str, stun: &str, source: &Path, dir: &Path, extra: &[OsString]
     }
 }
 
-/// CPU seconds all processors have been busy since boot (`/proc/stat`: all but idle and iowait).
+/// CPU seconds all processors have spent running tasks since boot (`/proc/stat`: user, nice,
+/// system and steal; not interrupt time, which no process is charged with, such as the kernel's
+/// work for the loopback packets).
 fn machine_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<u64> = stat
@@ -328,13 +331,7 @@ fn machine_cpu_seconds() -> f64 {
         })
         .unwrap_or_default();
     // user nice system idle iowait irq softirq steal (guest time is inside user already).
-    let busy: u64 = ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum();
+    let busy: u64 = [0, 1, 2, 7].iter().filter_map(|&i| ticks.get(i)).sum();
     // USER_HZ is 100 on Linux.
     busy as f64 / 100.0
 }

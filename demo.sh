@@ -52,18 +52,19 @@ for i in $(seq 1 40000); do echo "line $i: the quick brown fox jumps over the la
 head -c 300000 /dev/urandom >"$work/outbox/photo.JPG"
 head -c 30000000 /dev/urandom >"$work/outbox/disk.iso"
 echo "just a readme" >"$work/outbox/README"
-# The receiver's hooks come from a config file: the compress plugin (to decode), notify.lua, and
-# route-by-type.lua with the one grant it needs, moving files inside the receiving folder.
+# The receiver's hooks come from a config file: the compress plugin (to decode), route-by-type.lua
+# with the one grant it needs (moving files inside the receiving folder), then notify.lua, which
+# is told where route-by-type put each file.
 cat >"$work/receive.toml" <<EOF
 [[plugins]]
 path = "$plugins/compress.wasm"
 
 [[scripts]]
-path = "$PWD/scripts/notify.lua"
-
-[[scripts]]
 path = "$PWD/scripts/route-by-type.lua"
 grants = { move_dirs = ["sorted"] }
+
+[[scripts]]
+path = "$PWD/scripts/notify.lua"
 EOF
 echo "-- receive.toml:"
 sed 's/^/   /' "$work/receive.toml"

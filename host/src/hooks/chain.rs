@@ -202,13 +202,24 @@ impl HookChain {
         Ok(plain)
     }
 
-    /// Runs the complete hooks; their failures are returned for reporting, not raised.
+    /// Runs the complete hooks; their failures are returned for reporting, not raised. A hook
+    /// that moved the file (a script's `p2p.move`) tells the hooks after it where it is now.
     pub fn complete(&mut self, file: &FileInfo, outcome: &Outcome) -> Vec<HookError> {
-        self.hooks
+        let mut outcome = outcome.clone();
+        let mut failures = Vec::new();
+        for hook in self
+            .hooks
             .iter_mut()
             .filter(|h| h.describe().hooks.complete)
-            .filter_map(|h| h.complete(file, outcome).err())
-            .collect()
+        {
+            if let Err(e) = hook.complete(file, &outcome) {
+                failures.push(e);
+            }
+            if let (Some(local_path), Outcome::Done { .. }) = (hook.moved_to(), &outcome) {
+                outcome = Outcome::Done { local_path };
+            }
+        }
+        failures
     }
 }
 

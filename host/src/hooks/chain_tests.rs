@@ -228,3 +228,50 @@ fn the_receiving_side_never_encodes_and_complete_failures_are_only_reported() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].owner, "notify");
 }
+
+#[test]
+fn a_complete_hook_that_moves_the_file_tells_the_hooks_after_it_where_it_is() {
+    use crate::hooks::{HookFactory, LuaConfig, LuaScript};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, b"pdf").unwrap();
+    let mut grants = LuaConfig::default();
+    grants.grants.move_dirs = vec![dir.path().to_path_buf()];
+    let mover = LuaScript::from_source(
+        "mover.lua",
+        "p2p.on('complete', function(f, o) p2p.move(o.local_path, 'pdf') end)",
+        grants,
+    )
+    .unwrap();
+    // Reports where it was told the file is, as its error.
+    let reporter = LuaScript::from_source(
+        "reporter.lua",
+        "p2p.on('complete', function(f, o) error('at ' .. o.local_path, 0) end)",
+        LuaConfig::default(),
+    )
+    .unwrap();
+    let mut chain = HookChain::new(vec![
+        mover.instantiate().unwrap(),
+        reporter.instantiate().unwrap(),
+    ]);
+    let info = FileInfo {
+        path: "report.pdf".into(),
+        size: 3,
+        side: crate::hooks::Side::Receive,
+    };
+    let failures = chain.complete(
+        &info,
+        &Outcome::Done {
+            local_path: file.display().to_string(),
+        },
+    );
+    let moved = dir.path().join("pdf/report.pdf");
+    assert!(moved.is_file());
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0]
+            .reason
+            .ends_with(&format!("at {}", moved.display())),
+        "{failures:?}"
+    );
+}

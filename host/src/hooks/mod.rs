@@ -136,6 +136,12 @@ pub trait Hook: Send {
 
     /// After a file is done or failed.
     fn complete(&mut self, file: &FileInfo, outcome: &Outcome) -> Result<(), HookError>;
+
+    /// Where the last [`Hook::complete`] call moved the file, if it moved it (a script's
+    /// `p2p.move`): the hooks after it are told the new place.
+    fn moved_to(&mut self) -> Option<String> {
+        None
+    }
 }
 
 impl fmt::Debug for dyn Hook {

@@ -80,6 +80,8 @@ pub(super) struct ApiContext<'a> {
     pub(super) move_dirs: &'a [PathBuf],
     pub(super) budget: &'a Arc<CallBudget>,
     pub(super) registry: &'a Registry,
+    /// Where `p2p.move` last moved a file: later hooks are told the file's new place.
+    pub(super) moved: &'a Arc<Mutex<Option<String>>>,
 }
 
 /// Installs the global `p2p` table.
@@ -199,12 +201,15 @@ pub(super) fn install(lua: &Lua, cx: &ApiContext<'_>) -> mlua::Result<()> {
     p2p.set("settings", settings)?;
 
     let dirs = cx.move_dirs.to_vec();
+    let moved = Arc::clone(cx.moved);
     p2p.set(
         "move",
         lua.create_function(move |_, (path, dir): (String, String)| {
-            move_into(&dirs, Path::new(&path), &dir)
+            let to = move_into(&dirs, Path::new(&path), &dir)
                 .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|e| mlua::Error::runtime(format!("p2p.move: {e}")))
+                .map_err(|e| mlua::Error::runtime(format!("p2p.move: {e}")))?;
+            *moved.lock().unwrap_or_else(PoisonError::into_inner) = Some(to.clone());
+            Ok(to)
         })?,
     )?;
 

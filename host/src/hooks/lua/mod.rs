@@ -141,6 +141,7 @@ impl LuaScript {
     fn instance(&self) -> Result<LuaInstance, HookError> {
         let budget = Arc::new(CallBudget::new(self.config.limits.instructions_per_call));
         let registry: Registry = Arc::new(Mutex::new(Some(Registrations::default())));
+        let moved = Arc::new(Mutex::new(None));
         let errors = ErrorContext {
             name: self.name.clone(),
             file_name: self.file_name.clone(),
@@ -157,6 +158,7 @@ impl LuaScript {
                         move_dirs: &self.config.grants.move_dirs,
                         budget: &budget,
                         registry: &registry,
+                        moved: &moved,
                     },
                 )?;
                 Ok(lua)
@@ -179,6 +181,7 @@ impl LuaScript {
             regs,
             errors,
             description: self.description.clone(),
+            moved,
         })
     }
 }
@@ -286,6 +289,8 @@ struct LuaInstance {
     regs: Registrations,
     errors: ErrorContext,
     description: Description,
+    /// Set by `p2p.move` during a complete call.
+    moved: Arc<Mutex<Option<String>>>,
 }
 
 impl LuaInstance {
@@ -401,7 +406,18 @@ impl Hook for LuaInstance {
             Ok((self.file_table(file)?, out))
         })()
         .map_err(|e: mlua::Error| self.errors.error(&e))?;
+        self.moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         // What a complete handler returns does not matter; it fails by raising an error.
         self.call_raw(handler, args).map(|_| ())
+    }
+
+    fn moved_to(&mut self) -> Option<String> {
+        self.moved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }

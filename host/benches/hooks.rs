@@ -42,6 +42,9 @@ const CORPUS: usize = 64 << 20;
 
 const LUA_NOOP: &str = "p2p.on(\"chunk\", function(file, chunk) end, {bytes=true})\n";
 
+/// Other work that used more than this share of a core during a transfer disturbed it.
+const DISTURBED_CORES: f64 = 0.5;
+
 /// What one transfer measured.
 struct Figures {
     /// File bytes / seconds of the receiver's `done` event.
@@ -117,6 +120,7 @@ fn main() {
     let mut overheads = vec![Vec::new(); variants.len()];
     // cpu[v][r]: CPU seconds of both processes together.
     let mut cpu = vec![Vec::new(); variants.len()];
+    let mut disturbed = 0;
     for round in 0..rounds {
         let mut figures: Vec<Option<Figures>> = variants.iter().map(|_| None).collect();
         for k in 0..variants.len() {
@@ -127,18 +131,19 @@ fn main() {
         let base = figures[0].stored_mbps;
         for (v, f) in figures.iter().enumerate() {
             mbps[v].push(f.stored_mbps);
+            disturbed += usize::from(f.disturbed());
             cpu[v].push(f.cpu_send + f.cpu_recv);
             let pct = overhead(base, f.stored_mbps);
             overheads[v].push(pct);
             println!(
-                "{:<5} {:<11} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>9.2} {:>5.1} MiB {:>5.1} MiB {:>8}",
+                "{:<5} {:<11} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>9} {:>5.1} MiB {:>5.1} MiB {:>8}",
                 round + 1,
                 variants[v].0,
                 f.stored_mbps,
                 f.wall.as_secs_f64(),
                 f.cpu_send,
                 f.cpu_recv,
-                f.cpu_other,
+                f.other(),
                 f.rss_send_mib,
                 f.rss_recv_mib,
                 if v == 0 {
@@ -177,6 +182,11 @@ fn main() {
     let (_, lo, hi) = spread(&mbps[0]);
     let noise = (hi / lo - 1.0) * 100.0;
     println!("noise: the no-hooks runs alone spread {noise:.1}% (max / min - 1)");
+    if disturbed > 0 {
+        println!(
+            "* {disturbed} transfers had more than {DISTURBED_CORES} of a core of other work beside them (CPU other): disturbed"
+        );
+    }
 
     let text = dir.path().join("corpus.txt");
     std::fs::write(&text, text::text_corpus(CORPUS)).unwrap();
@@ -200,22 +210,24 @@ fn main() {
         ("compress.wasm", hooks("--plugin", &compress)),
     ];
     let mut packed_mbps = [Vec::new(), Vec::new()];
+    let mut packed_disturbed = 0;
     let mut wire = [0.0; 2];
     for round in 0..rounds {
         for k in 0..2 {
             let v = (round + k) % 2;
             let f = transfer(&url, &stun, &text, dir.path(), &packing[v].1);
             packed_mbps[v].push(f.stored_mbps);
+            packed_disturbed += usize::from(f.disturbed());
             wire[v] = f.wire_ratio;
             println!(
-                "{:<5} {:<13} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>9.2} {:>10.3}",
+                "{:<5} {:<13} {:>11.1} {:>7.2} {:>8.2} {:>8.2} {:>9} {:>10.3}",
                 round + 1,
                 packing[v].0,
                 f.stored_mbps,
                 f.wall.as_secs_f64(),
                 f.cpu_send,
                 f.cpu_recv,
-                f.cpu_other,
+                f.other(),
                 f.wire_ratio
             );
         }
@@ -228,6 +240,9 @@ fn main() {
         wire[1],
         packed / plain,
     );
+    if packed_disturbed > 0 {
+        println!("* {packed_disturbed} of these transfers were disturbed by other work");
+    }
 
     println!(
         "\naim (issue 5): no-op hooks cost <= {AIM_OVERHEAD_PCT}% (median of the per-round overheads)"
@@ -256,6 +271,18 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     };
     (median, sorted[0], sorted[n - 1])
+}
+
+impl Figures {
+    /// The other CPU, marked `*` if it disturbed the run.
+    fn other(&self) -> String {
+        let mark = if self.disturbed() { "*" } else { "" };
+        format!("{:.2}{mark}", self.cpu_other)
+    }
+
+    fn disturbed(&self) -> bool {
+        self.cpu_other > DISTURBED_CORES * self.wall.as_secs_f64()
+    }
 }
 
 /// How much slower `mbps` is than `base`, in percent (negative: faster).

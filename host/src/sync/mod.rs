@@ -4,7 +4,12 @@
 mod conflict;
 mod glob;
 mod plan;
+mod state;
 
 pub use conflict::{conflict_name, is_conflict_copy};
 pub use glob::{Glob, GlobError};
 pub use plan::{FolderRoute, Router};
+pub use state::{
+    Batch, FIRST_RETRY, FileVersion, IndexEntry, Job, MAX_RETRY, Origin, StateError, SyncState,
+    backoff,
+};

@@ -333,6 +333,13 @@ impl SyncState {
         Ok(self.db.begin_read()?.open_table(OUTBOX)?.len()?)
     }
 
+    /// Whether `path` of `folder` waits in `peer`'s queue (a local change not delivered yet).
+    pub fn is_queued(&self, peer: &str, folder: &str, path: &str) -> Result<bool, StateError> {
+        let tx = self.db.begin_read()?;
+        let outbox = tx.open_table(OUTBOX)?;
+        Ok(read_queued(&outbox, &join(&[peer, folder, path]))?.is_some())
+    }
+
     /// How many files are queued for `peer`, due or not.
     pub fn queue_len_for(&self, peer: &str) -> Result<u64, StateError> {
         let tx = self.db.begin_read()?;

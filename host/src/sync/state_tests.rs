@@ -529,3 +529,16 @@ fn child() {
         _ => panic!("unknown task {task}"),
     }
 }
+
+#[test]
+fn is_queued_says_whether_a_peer_still_waits_for_a_file() {
+    let (_dir, state) = temp_state();
+    assert!(!state.is_queued(P, "photos", "a").unwrap());
+    enqueue(&state, P, "a", v(1));
+    assert!(state.is_queued(P, "photos", "a").unwrap());
+    assert!(!state.is_queued(Q, "photos", "a").unwrap());
+    assert!(!state.is_queued(P, "other", "a").unwrap());
+    let job = state.pending(P, 1, t0()).unwrap().remove(0);
+    state.write(|b| b.complete(&job)).unwrap();
+    assert!(!state.is_queued(P, "photos", "a").unwrap());
+}

@@ -13,3 +13,12 @@ pub use state::{
     Batch, FIRST_RETRY, FileVersion, IndexEntry, Job, MAX_RETRY, Origin, StateError, SyncState,
     backoff,
 };
+
+// Watching the folders: which files count, walks, and the debounced watcher.
+mod filter;
+mod folder_scan;
+mod watcher;
+
+pub use filter::{FolderFilter, P2PHOST_DIR, is_syncable, is_temporary_name};
+pub use folder_scan::{ScannedEntry, WatchError, scan_folder};
+pub use watcher::{Change, FolderKey, FolderWatcher, WatchOptions};

@@ -2,7 +2,8 @@
 # The main job, on one machine: starts the signaling server (WebSocket + embedded STUN), shows two
 # peers meeting through it, sends a folder with `p2phost send` / `p2phost receive` and checks that
 # the copy is identical, sends another through a WASM plugin (compress) and Lua scripts (size-limit,
-# notify, route-by-type from a config file), then keeps serving until Ctrl-C.
+# notify, route-by-type from a config file), runs two daemons (`p2phost run`) that sync a watched
+# folder through the compress plugin and the route-by-type script, then keeps serving until Ctrl-C.
 # `./demo.sh --once` stops after the demonstration.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -89,6 +90,52 @@ cmp "$work/outbox/reports/week.txt" "$work/sorted/txt/week.txt" &&
   cmp "$work/outbox/README" "$work/sorted/other/README" &&
   [ ! -e "$work/sorted/iso" ] &&
   echo "== identical copies, sorted by type; disk.iso left out by size-limit.lua; the text went compressed"
+
+echo
+echo "== the daemon: two hosts keep a folder in sync on their own (examples/demo-a.toml, demo-b.toml)"
+d="$work/daemons"
+"$bin/p2phost" init --config "$d/a/share.toml" >/dev/null
+"$bin/p2phost" init --config "$d/b/share.toml" >/dev/null
+id_a=$("$bin/p2phost" id --config "$d/a/share.toml")
+id_b=$("$bin/p2phost" id --config "$d/b/share.toml")
+echo "   host A: $id_a (serves signaling, sends its drop/ folder through compress.wasm)"
+echo "   host B: $id_b (receives into sorted/, route-by-type.lua sorts by extension)"
+fill() { sed -e "s#@ROOT@/plugins/out#$plugins#" -e "s#@ROOT@#$PWD#" -e "s#@A_ID@#$id_a#" \
+  -e "s#@B_ID@#$id_b#" -e "s#@URL@#${daemon_url:-}#" -e "s#@STUN@#${daemon_stun:-}#" "$1"; }
+fill examples/demo-a.toml >"$d/a/share.toml"
+RUST_LOG="warn,p2phost=info" "$bin/p2phost" run --config "$d/a/share.toml" 2>"$d/a.log" &
+daemon_a=$!
+trap 'kill $server $daemon_a ${daemon_b:-} 2>/dev/null; wait $server 2>/dev/null; rm -rf "$log" "$work"' EXIT
+for _ in $(seq 100); do grep -q 'serving signaling' "$d/a.log" && break; sleep 0.1; done
+daemon_url=$(sed -n 's/.*serving signaling and STUN url=\([^ ]*\) .*/\1/p' "$d/a.log")
+daemon_stun=$(sed -n 's/.*serving signaling and STUN url=[^ ]* stun=\([^ ]*\).*/\1/p' "$d/a.log")
+fill examples/demo-b.toml >"$d/b/share.toml"
+RUST_LOG="warn,p2phost=info" "$bin/p2phost" run --config "$d/b/share.toml" 2>"$d/b.log" &
+daemon_b=$!
+for _ in $(seq 100); do grep -q 'online' "$d/a.log" && grep -q 'online' "$d/b.log" && break; sleep 0.1; done
+echo "-- both online; dropping three files into A's drop/ folder"
+mkdir -p "$d/a/drop/notes"
+for i in $(seq 1 20000); do echo "entry $i: the daemon syncs this on its own"; done >"$d/a/drop/notes/journal.txt"
+head -c 200000 /dev/urandom >"$d/a/drop/cat.JPG"
+echo "no extension here" >"$d/a/drop/README"
+for _ in $(seq 300); do
+  [ -f "$d/b/sorted/txt/journal.txt" ] && [ -f "$d/b/sorted/jpg/cat.JPG" ] && [ -f "$d/b/sorted/other/README" ] && break
+  sleep 0.1
+done
+sleep 0.5
+echo "-- what the daemons said:"
+sed -e 's/^[^ ]* *INFO [a-z0-9_:]*: /   A: /' -e 's/^[^ ]* *WARN [a-z0-9_:]*: /   A: warning: /' "$d/a.log"
+sed -e 's/^[^ ]* *INFO [a-z0-9_:]*: /   B: /' -e 's/^[^ ]* *WARN [a-z0-9_:]*: /   B: warning: /' "$d/b.log"
+echo "-- p2phost status on B:"
+"$bin/p2phost" status --config "$d/b/share.toml" | sed 's/^/   /'
+echo "-- what B's folder holds now:"
+(cd "$d/b/sorted" && find . -type f | sort | sed 's/^/   /')
+cmp "$d/a/drop/notes/journal.txt" "$d/b/sorted/txt/journal.txt" &&
+  cmp "$d/a/drop/cat.JPG" "$d/b/sorted/jpg/cat.JPG" &&
+  cmp "$d/a/drop/README" "$d/b/sorted/other/README" &&
+  echo "== synced by the daemons, identical, sorted by route-by-type.lua on B"
+kill -TERM "$daemon_a" "$daemon_b"
+wait "$daemon_a" "$daemon_b" 2>/dev/null || true
 
 if [ "${1:-}" = "--once" ]; then
   exit 0

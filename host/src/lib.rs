@@ -15,6 +15,7 @@
 //! - [`oneshot`]: `send` and `receive`, the session and the peer protocol put together.
 //! - [`hooks`]: the transfer lifecycle hooks, run by sandboxed WASM plugins and Lua scripts.
 //! - [`config`]: the config file, its errors located at line and column.
+//! - [`daemon`]: `p2phost run`: watch folders synced with trusted peers.
 //! - [`identity`]: a daemon's persistent certificate and the peer id derived from it.
 //! - [`sync`]: watch-folder sync: patterns, routing, the queue.
 //! - [`transfer`]: the peer protocol over the data channel, as sans-IO state machines for the
@@ -22,6 +23,7 @@
 
 pub mod code;
 pub mod config;
+pub mod daemon;
 pub mod hooks;
 pub mod identity;
 pub mod oneshot;

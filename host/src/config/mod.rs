@@ -143,6 +143,9 @@ impl<'a> Source<'a> {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
             _ => PathBuf::from("."),
         };
+        // Absolute, so that paths mean the same whatever the working folder becomes (and read
+        // well in logs and status); symbolic links are left as written.
+        let base = std::path::absolute(&base).unwrap_or(base);
         Self { text, path, base }
     }
 

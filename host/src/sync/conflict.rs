@@ -22,9 +22,7 @@ pub fn conflict_name(name: &str, when: SystemTime, by: &str) -> String {
 
 /// `YYYYMMDD-HHMMSS` in UTC.
 fn utc_stamp(when: SystemTime) -> String {
-    let secs = when
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = when.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rest = secs % 86_400;
     let (y, m, d) = civil_from_days(days);

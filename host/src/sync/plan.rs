@@ -31,13 +31,7 @@ impl Router {
     /// The routes the config describes. Peer names in folders and rules are checked by the
     /// config already; an unknown one here is skipped.
     pub fn new(config: &Config) -> Self {
-        let id_of = |name: &String| {
-            config
-                .peers
-                .iter()
-                .find(|p| &p.name == name)
-                .map(|p| p.id)
-        };
+        let id_of = |name: &String| config.peers.iter().find(|p| &p.name == name).map(|p| p.id);
         Self {
             folders: config
                 .folders
@@ -53,7 +47,11 @@ impl Router {
                 .iter()
                 .map(|r| (r.pattern.clone(), r.to.iter().filter_map(id_of).collect()))
                 .collect(),
-            names: config.peers.iter().map(|p| (p.id, p.name.clone())).collect(),
+            names: config
+                .peers
+                .iter()
+                .map(|p| (p.id, p.name.clone()))
+                .collect(),
         }
     }
 
@@ -154,8 +152,8 @@ to = ["nas"]
             id(2),
             id(3)
         );
-        let config = Config::from_toml(&text, Path::new("/s/share.toml"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::from_toml(&text, Path::new("/s/share.toml")).unwrap_or_else(|e| panic!("{e}"));
         Router::new(&config)
     }
 
@@ -175,7 +173,11 @@ to = ["nas"]
     fn never_back_to_where_it_came_from() {
         let router = router();
         assert_eq!(router.destinations(0, "a.jpg", Some(&id(1))), vec![id(3)]);
-        assert!(!router.destinations(1, "a.txt", Some(&id(1))).contains(&id(1)));
+        assert!(
+            !router
+                .destinations(1, "a.txt", Some(&id(1)))
+                .contains(&id(1))
+        );
     }
 
     #[test]

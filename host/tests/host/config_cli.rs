@@ -265,3 +265,19 @@ fn the_example_config_loads_with_the_example_plugins_and_scripts() {
     let names: Vec<&str> = loaded.iter().map(|h| h.describe().name.as_str()).collect();
     assert_eq!(names, ["compress", "size-limit", "notify", "route-by-type"]);
 }
+
+#[test]
+fn the_example_daemon_config_reads_as_documented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/share.toml");
+    let config = p2phost::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = config.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["laptop", "nas"]);
+    let folders: Vec<&str> = config.folders.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(folders, ["photos", "inbox"]);
+    assert!(config.rules[0].pattern.matches("2026/shot.raw"));
+    assert_eq!(config.hooks.len(), 2);
+    assert_eq!(
+        config.signaling.url.as_deref(),
+        Some("ws://192.168.1.10:8787")
+    );
+}

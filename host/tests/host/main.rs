@@ -10,6 +10,7 @@
 mod cli;
 mod config_cli;
 mod corpus;
+mod daemon;
 mod files;
 mod hostile_peer;
 mod init_cli;

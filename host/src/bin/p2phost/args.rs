@@ -92,6 +92,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
     },
+    /// Run the daemon: keep the config's folders in sync with its trusted peers, until Ctrl-C.
+    Run {
+        /// The daemon config [default: ~/.config/p2phost/share.toml].
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+    },
+    /// Ask the running daemon what it is doing: peers online, folders, queue, transfers.
+    Status {
+        /// The daemon config [default: ~/.config/p2phost/share.toml].
+        #[arg(long, value_name = "FILE.toml")]
+        config: Option<PathBuf>,
+        /// Print the daemon's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print this host's peer id, for the other hosts' [[peers]] tables.
     Id {
         /// The daemon config naming the identity [default: ~/.config/p2phost/share.toml].

@@ -6,6 +6,7 @@
 
 mod args;
 mod console;
+mod daemon_cmds;
 mod identity_cmds;
 
 use std::io::IsTerminal;
@@ -55,14 +56,19 @@ impl From<OneshotError> for Failure {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The daemon reports what it does; one-off transfers speak through their console.
+    let default_filter = match cli.command {
+        Command::Run { .. } => "warn,p2phost=info,p2p_signaling=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -97,6 +103,10 @@ fn main() {
             action: PluginAction::Inspect { path },
         } => std::process::exit(inspect(&path)),
         Command::Init { config } => exit_with(identity_cmds::init(config)),
+        Command::Run { config } => exit_with(runtime.block_on(daemon_cmds::run(config))),
+        Command::Status { config, json } => {
+            exit_with(runtime.block_on(daemon_cmds::status(config, json)))
+        }
         Command::Id { config } => exit_with(identity_cmds::id(config)),
     };
     if let Err(failure) = result {

@@ -1,0 +1,191 @@
+//! Sending a peer its queue: whenever the peer is in its room and jobs are due, one transfer per
+//! folder over a fresh data channel pinned to the peer; jobs leave the queue only once the peer
+//! confirmed the files, and a failure waits out a growing backoff (reset when the peer returns).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::Shared;
+use crate::identity::PeerId;
+use crate::oneshot::{self, Observer};
+use crate::session::PairSignaling;
+use crate::sync::Job;
+
+/// Files per transfer: a burst is sent in batches, each confirmed before the next.
+const BATCH: usize = 1000;
+/// Check the queue at least this often, whatever else happens.
+const POLL: Duration = Duration::from_secs(30);
+
+/// Serves `peer` until the signaling connection ends (the caller starts again).
+pub(super) async fn serve_peer(shared: Arc<Shared>, pair: Arc<PairSignaling>, peer: PeerId) {
+    let Some(mut presence) = pair.presence(&peer) else {
+        return;
+    };
+    let name = shared.name(&peer);
+    let key = peer.to_string();
+    let mut was_online = false;
+    loop {
+        let online = *presence.borrow_and_update();
+        shared.live().set_online(&name, online);
+        if online && !was_online {
+            tracing::info!(peer = %name, "online");
+            // It is back: what waited out a backoff goes now.
+            if let Err(e) = shared.state.write(|batch| batch.reset_backoff(&key)) {
+                tracing::warn!("cannot reset the backoff: {e}");
+            }
+        } else if !online && was_online {
+            tracing::info!(peer = %name, "offline");
+        }
+        was_online = online;
+        let jobs = if online {
+            match shared.state.pending(&key, BATCH, SystemTime::now()) {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!("cannot read the queue: {e}");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if jobs.is_empty() {
+            let due = shared
+                .state
+                .next_due(&key)
+                .ok()
+                .flatten()
+                .and_then(|due| due.duration_since(SystemTime::now()).ok())
+                .unwrap_or(POLL)
+                .min(POLL);
+            let wake = shared.wake.get(&peer);
+            tokio::select! {
+                changed = presence.changed() => if changed.is_err() { return },
+                () = async { if let Some(w) = wake { w.notified().await } else { std::future::pending().await } } => {}
+                () = tokio::time::sleep(due) => {}
+            }
+            continue;
+        }
+        for (folder, jobs) in by_folder(jobs) {
+            send_folder(&shared, &pair, &peer, &name, &folder, jobs).await;
+        }
+    }
+}
+
+/// Jobs grouped by folder, folders in the order their first job was queued.
+fn by_folder(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+    for job in jobs {
+        if !groups.contains_key(&job.folder) {
+            order.push(job.folder.clone());
+        }
+        groups.entry(job.folder.clone()).or_default().push(job);
+    }
+    order
+        .into_iter()
+        .filter_map(|folder| groups.remove(&folder).map(|jobs| (folder, jobs)))
+        .collect()
+}
+
+async fn send_folder(
+    shared: &Arc<Shared>,
+    pair: &PairSignaling,
+    peer: &PeerId,
+    name: &str,
+    folder: &str,
+    jobs: Vec<Job>,
+) {
+    let Some(index) = shared.router.folder_index(folder) else {
+        // The folder left the config: its queue goes with it.
+        let _ = shared.state.write(|batch| {
+            for job in &jobs {
+                batch.complete(job)?;
+            }
+            Ok(())
+        });
+        return;
+    };
+    let root = shared.config.folders[index].path.clone();
+    let paths: Vec<String> = jobs.iter().map(|j| j.path.clone()).collect();
+    shared.live().transfer_started(name, folder, jobs.len());
+    let outcome = send(shared, pair, peer, folder, root, paths).await;
+    shared.live().transfer_ended(name, folder);
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                peer = %name, folder, files = report.files, bytes = report.bytes,
+                seconds = format_args!("{:.2}", report.seconds), "sent"
+            );
+            if let Err(e) = shared.state.write(|batch| {
+                for job in &jobs {
+                    batch.complete(job)?;
+                }
+                Ok(())
+            }) {
+                tracing::warn!("sent, but cannot take the files off the queue: {e}");
+            }
+        }
+        Err(e) => {
+            let now = SystemTime::now();
+            let due = shared.state.write(|batch| {
+                let mut due = None;
+                for job in &jobs {
+                    due = due.or(batch.retry_later(job, now)?);
+                }
+                Ok(due)
+            });
+            let wait = due
+                .ok()
+                .flatten()
+                .and_then(|d| d.duration_since(now).ok())
+                .unwrap_or_default();
+            tracing::warn!(
+                peer = %name, folder, files = jobs.len(),
+                "not sent: {e}; trying again in {:.0} s", wait.as_secs_f64()
+            );
+        }
+    }
+}
+
+async fn send(
+    shared: &Arc<Shared>,
+    pair: &PairSignaling,
+    peer: &PeerId,
+    folder: &str,
+    root: std::path::PathBuf,
+    paths: Vec<String>,
+) -> Result<oneshot::SendReport, String> {
+    let found = tokio::task::spawn_blocking(move || crate::store::scan_within(&root, &paths))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let hooks = {
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || shared.hooks())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    let link = pair
+        .connect(peer, &format!("{}{folder}", super::inbox::LABEL_PREFIX))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut observer = Logged;
+    oneshot::send_over(link, found, hooks, &mut observer)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Reports what a daemon transfer says along the way through the log.
+pub(super) struct Logged;
+
+impl Observer for Logged {
+    fn skipped(&mut self, path: &std::path::Path, why: &str) {
+        tracing::info!(path = %path.display(), "left out: {why}");
+    }
+
+    fn hook_failed(&mut self, error: &crate::hooks::HookError) {
+        tracing::warn!("{error}");
+    }
+}

@@ -1,0 +1,486 @@
+//! `p2phost run`: real daemons on loopback, one serving signaling, real folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use p2phost::daemon::Status;
+
+use crate::support::BIN;
+
+/// Long enough for a few transfers on a loaded 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A host: its folder of config, identity and log, and its process when running.
+struct Host {
+    name: &'static str,
+    root: PathBuf,
+    id: String,
+    child: Option<Child>,
+}
+
+impl Host {
+    /// `p2phost init` in `base/name`.
+    fn init(base: &Path, name: &'static str) -> Self {
+        let root = base.join(name);
+        let output = Command::new(BIN)
+            .args(["init", "--config"])
+            .arg(root.join("share.toml"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let id = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("this host's id: "))
+            .unwrap()
+            .to_owned();
+        std::fs::remove_file(root.join("share.toml")).unwrap();
+        Self {
+            name,
+            root,
+            id,
+            child: None,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.root.join("share.toml")
+    }
+
+    fn folder(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
+
+    /// Writes its config: `signaling` lines, its peers, a send-receive folder "share" with all
+    /// of them, and `extra`.
+    fn configure(&self, signaling: &str, peers: &[&Self], extra: &str) {
+        let mut text = format!("[identity]\ndir = \"identity\"\n\n[signaling]\n{signaling}\n");
+        for peer in peers {
+            text.push_str(&format!(
+                "\n[[peers]]\nname = \"{}\"\nid = \"{}\"\n",
+                peer.name, peer.id
+            ));
+        }
+        let names: Vec<String> = peers.iter().map(|p| format!("\"{}\"", p.name)).collect();
+        text.push_str(&format!(
+            "\n[[folders]]\npath = \"share\"\npeers = [{}]\n\n{extra}",
+            names.join(", ")
+        ));
+        std::fs::write(self.config(), text).unwrap();
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(self.config())
+            .env("RUST_LOG", "warn,p2phost=info,p2p_signaling=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to clean up.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        None
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    async fn status(&self) -> Option<Status> {
+        p2phost::daemon::query_status(&self.root.join("identity"))
+            .await
+            .ok()
+    }
+
+    /// Waits until this host sees `peer` online.
+    async fn wait_online(&self, peer: &Self) {
+        let seen = wait_for(|| async {
+            self.status()
+                .await
+                .is_some_and(|s| s.peers.iter().any(|p| p.id == peer.id && p.online))
+        })
+        .await;
+        assert!(
+            seen,
+            "{} never saw {} online; log:\n{}",
+            self.name,
+            peer.name,
+            self.log_text()
+        );
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms for up to [`PATIENCE`].
+async fn wait_for<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Waits until `path` holds exactly `data`.
+async fn wait_for_file(path: &Path, data: &[u8], logs: &[&Host]) {
+    let arrived = wait_for(|| async { std::fs::read(path).is_ok_and(|d| d == data) }).await;
+    if !arrived {
+        let logs: Vec<String> = logs
+            .iter()
+            .map(|h| format!("--- {}:\n{}", h.name, h.log_text()))
+            .collect();
+        panic!(
+            "{} never arrived whole\n{}",
+            path.display(),
+            logs.join("\n")
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a file the way editors do: to a temporary name, then renamed.
+fn drop_file(path: &Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, data).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// Every regular file under `root`, relative, sorted.
+fn files_under(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Two hosts that trust each other: `a` serves signaling, `b` uses it.
+fn pair(base: &Path, extra: &str) -> (Host, Host) {
+    let a = Host::init(base, "a");
+    let b = Host::init(base, "b");
+    let port = free_port();
+    a.configure(&format!("serve = \"127.0.0.1:{port}\""), &[&b], extra);
+    b.configure(
+        &format!("url = \"ws://127.0.0.1:{port}\"\nstun = \"stun:127.0.0.1:{port}\""),
+        &[&a],
+        extra,
+    );
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_sync_both_ways_are_updated_when_changed_and_never_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    b.wait_online(&a).await;
+
+    let hello = b"hello from a\n".repeat(1000);
+    drop_file(&a.folder("share").join("docs/hello.txt"), &hello);
+    wait_for_file(&b.folder("share").join("docs/hello.txt"), &hello, &[&a, &b]).await;
+
+    // Changed on a: b gets the new version.
+    let changed = b"hello again, changed\n".repeat(3000);
+    drop_file(&a.folder("share").join("docs/hello.txt"), &changed);
+    wait_for_file(
+        &b.folder("share").join("docs/hello.txt"),
+        &changed,
+        &[&a, &b],
+    )
+    .await;
+
+    // And the other way round.
+    let reply = b"reply from b".to_vec();
+    drop_file(&b.folder("share").join("reply.txt"), &reply);
+    wait_for_file(&a.folder("share").join("reply.txt"), &reply, &[&a, &b]).await;
+
+    // No echo: after a while, each side received only what the other created, and nothing is
+    // queued any more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let quiet = wait_for(|| async {
+        let (sa, sb) = (a.status().await, b.status().await);
+        sa.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
+            && sb.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
+    })
+    .await;
+    assert!(
+        quiet,
+        "queues never emptied:\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let received_by_a = a.log_text().matches("received").count();
+    let received_by_b = b.log_text().matches("received").count();
+    assert_eq!(received_by_a, 1, "a:\n{}", a.log_text());
+    assert_eq!(received_by_b, 2, "b:\n{}", b.log_text());
+    assert_eq!(
+        files_under(&a.folder("share")),
+        ["docs/hello.txt", "reply.txt"]
+    );
+    assert_eq!(
+        files_under(&b.folder("share")),
+        ["docs/hello.txt", "reply.txt"]
+    );
+
+    // A clean stop.
+    assert_eq!(a.stop(), Some(0), "{}", a.log_text());
+    assert_eq!(b.stop(), Some(0), "{}", b.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_200_files_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    let mut expected = Vec::new();
+    for i in 0..200 {
+        let path = format!("burst/{}/file-{i:03}.bin", i % 7);
+        let data = format!("file {i}\n").repeat(i * 13 + 1).into_bytes();
+        drop_file(&a.folder("share").join(&path), &data);
+        expected.push((path, data));
+    }
+    for (path, data) in &expected {
+        wait_for_file(&b.folder("share").join(path), data, &[&a, &b]).await;
+    }
+    assert_eq!(files_under(&b.folder("share")).len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_peer_gets_what_was_queued_for_it_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    a.start();
+    let started = wait_for(|| async { a.status().await.is_some() }).await;
+    assert!(started, "{}", a.log_text());
+    for i in 0..3 {
+        drop_file(
+            &a.folder("share").join(format!("n{i}.txt")),
+            format!("note {i}").as_bytes(),
+        );
+    }
+    let queued = wait_for(|| async {
+        a.status()
+            .await
+            .is_some_and(|s| s.queued == 3 && s.peers.iter().all(|p| !p.online && p.queued == 3))
+    })
+    .await;
+    assert!(queued, "{:?}\n{}", a.status().await, a.log_text());
+    // Queued durably: a restart of a loses nothing.
+    assert_eq!(a.stop(), Some(0));
+    a.start();
+    b.start();
+    for i in 0..3 {
+        wait_for_file(
+            &b.folder("share").join(format!("n{i}.txt")),
+            format!("note {i}").as_bytes(),
+            &[&a, &b],
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    // Big enough to catch in flight: hashing and sending take a while.
+    let big: Vec<u8> = (0..300u32 * 1024 * 1024 / 4)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    drop_file(&a.folder("share").join("big.bin"), &big);
+    let part = b.folder("share").join("big.bin.part");
+    let in_flight =
+        wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 10 * 1024 * 1024) })
+            .await;
+    assert!(
+        in_flight,
+        "no partial file seen\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    a.kill();
+    assert!(!b.folder("share").join("big.bin").exists());
+    a.start();
+    wait_for_file(&b.folder("share").join("big.bin"), &big, &[&a, &b]).await;
+    // One file, no leftovers, no conflict copies.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_not_trusted_gets_nothing_and_gives_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    // Mallory trusts a, and has a folder of the same id; a does not trust mallory.
+    let mut mallory = Host::init(dir.path(), "mallory");
+    let port = {
+        let config = std::fs::read_to_string(b.config()).unwrap();
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix("url = \"ws://127.0.0.1:"))
+            .map(|rest| rest.trim_end_matches('"').to_owned())
+            .unwrap()
+    };
+    mallory.configure(
+        &format!("url = \"ws://127.0.0.1:{port}\"\nstun = \"stun:127.0.0.1:{port}\""),
+        &[&a],
+        "",
+    );
+    a.start();
+    b.start();
+    mallory.start();
+    a.wait_online(&b).await;
+    drop_file(&a.folder("share").join("secret.txt"), b"for b only");
+    drop_file(&mallory.folder("share").join("junk.txt"), b"from mallory");
+    wait_for_file(
+        &b.folder("share").join("secret.txt"),
+        b"for b only",
+        &[&a, &b],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!mallory.folder("share").join("secret.txt").exists());
+    assert!(!a.folder("share").join("junk.txt").exists());
+    // Mallory never even meets a: their pair room is one a never joins.
+    let status = mallory.status().await.unwrap();
+    assert!(status.peers.iter().all(|p| !p.online), "{status:?}");
+    assert_eq!(status.queued, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configs_plugins_and_scripts_run_on_daemon_transfers() {
+    let dir = tempfile::tempdir().unwrap();
+    let compress = crate::plugins_cli::component("compress");
+    let notify = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/notify.lua");
+    let hooks = format!(
+        "[[plugins]]\npath = \"{}\"\n\n[[scripts]]\npath = \"{}\"\n",
+        compress.display(),
+        notify.display()
+    );
+    let (mut a, mut b) = pair(dir.path(), &hooks);
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    let text = b"compress me, I am very repetitive text\n".repeat(50_000);
+    drop_file(&a.folder("share").join("log.txt"), &text);
+    wait_for_file(&b.folder("share").join("log.txt"), &text, &[&a, &b]).await;
+    let sent = wait_for(|| async { a.log_text().contains("sent log.txt") }).await;
+    assert!(sent, "{}", a.log_text());
+    assert!(
+        b.log_text().contains("received log.txt"),
+        "{}",
+        b.log_text()
+    );
+    assert!(b.log_text().contains("script=notify"), "{}", b.log_text());
+}
+
+#[test]
+fn a_bad_config_stops_run_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("share.toml");
+    std::fs::write(
+        &config,
+        "[signaling]\nurl = \"ws://x\"\n\n[[folders]]\npath = \"a\"\nmode = \"mirror\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("share.toml:6:8: unknown variant `mirror`"),
+        "{stderr}"
+    );
+    // No identity yet: run says how to make one.
+    std::fs::write(&config, "[identity]\ndir = \"nowhere\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("run `p2phost init`"),
+        "{output:?}"
+    );
+}

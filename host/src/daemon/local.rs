@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{DaemonError, Shared};
+use crate::hooks::{FileInfo, Route, Side};
 use crate::identity::PeerId;
 use crate::sync::{FileVersion, FolderWatcher, IndexEntry, Origin};
 
@@ -107,7 +108,14 @@ fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String
             })
             .map_err(|e| e.to_string());
     }
-    let to: Vec<PeerId> = shared.router.destinations(folder, path, None);
+    let to: Vec<PeerId> = match route(shared, path, size)? {
+        Route::Default => shared.router.destinations(folder, path, None),
+        Route::Only(names) => shared.router.routed(folder, path, None, Some(&names)),
+        Route::Reject(reason) => {
+            tracing::info!(folder = %entry.id, path, "not sent: {reason}");
+            Vec::new()
+        }
+    };
     let version = FileVersion {
         size,
         mtime_ns,
@@ -139,6 +147,21 @@ fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String
         shared.wake(peer);
     }
     Ok(())
+}
+
+/// What the config's scripts and plugins say about where the file goes (their pre-send hooks,
+/// in a fresh instance, as for a transfer).
+fn route(shared: &Shared, path: &str, size: u64) -> Result<Route, String> {
+    if !shared.routes {
+        return Ok(Route::Default);
+    }
+    let mut chain = shared.hooks().map_err(|e| e.to_string())?;
+    let file = FileInfo {
+        path: path.to_owned(),
+        size,
+        side: Side::Send,
+    };
+    chain.route(&file).map_err(|e| e.to_string())
 }
 
 /// Size and modification time of a regular file; `None` for anything else or nothing.

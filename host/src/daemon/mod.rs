@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) state: SyncState,
     hooks: Vec<Box<dyn HookFactory>>,
+    /// Whether a hook has a pre-send hook, which may route files.
+    routes: bool,
     pub(crate) session: SessionOptions,
     /// Rung when a peer's queue gets work.
     wake: HashMap<PeerId, Notify>,
@@ -186,6 +188,7 @@ pub async fn run(
         status: Mutex::new(control::Live::default()),
         router,
         state,
+        routes: hooks.iter().any(|h| h.describe().hooks.pre_send),
         hooks,
         session,
         identity,

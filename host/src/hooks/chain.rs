@@ -38,6 +38,17 @@ pub enum Admission {
     },
 }
 
+/// What the pre-send hooks say about where a file goes (daemon mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Nothing: the folder's and the rules' peers.
+    Default,
+    /// Only these named peers (and the rules' peers).
+    Only(Vec<String>),
+    /// Nowhere, for this reason (the hook's name first).
+    Reject(String),
+}
+
 /// The hooks of one transfer, in order.
 #[derive(Debug, Default)]
 pub struct HookChain {
@@ -120,6 +131,35 @@ impl HookChain {
             }
         }
         Ok(Admission::Admit { encoding })
+    }
+
+    /// Where a file should go, in daemon mode: what the pre-send hooks say about it before it is
+    /// queued. A rejection wins; several routes narrow to the peers they all name.
+    pub fn route(&mut self, file: &FileInfo) -> Result<Route, HookError> {
+        let mut only: Option<Vec<String>> = None;
+        for hook in &mut self.hooks {
+            if !hook.describe().hooks.pre_send {
+                continue;
+            }
+            match hook.pre_send(file)? {
+                PreSend::Reject(reason) => {
+                    return Ok(Route::Reject(format!("{}: {reason}", hook.describe().name)));
+                }
+                PreSend::Route(peers) => {
+                    only = Some(match only {
+                        Some(before) => before.into_iter().filter(|p| peers.contains(p)).collect(),
+                        None => peers,
+                    });
+                }
+                PreSend::Encode | PreSend::Continue => {}
+            }
+        }
+        Ok(only.map_or(Route::Default, Route::Only))
+    }
+
+    /// Whether any hook has a pre-send hook (so [`HookChain::route`] can say anything).
+    pub fn routes(&self) -> bool {
+        self.hooks.iter().any(|h| h.describe().hooks.pre_send)
     }
 
     /// Runs the chunk hooks on the sending side: inspectors see the plain bytes, then the file's

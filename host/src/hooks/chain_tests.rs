@@ -275,3 +275,45 @@ fn a_complete_hook_that_moves_the_file_tells_the_hooks_after_it_where_it_is() {
         "{failures:?}"
     );
 }
+
+#[test]
+fn routes_narrow_to_the_peers_every_script_names_and_a_rejection_wins() {
+    use crate::hooks::{HookFactory, LuaConfig, LuaScript, Route};
+    let script = |name: &str, source: &str| {
+        LuaScript::from_source(name, source, LuaConfig::default())
+            .unwrap()
+            .instantiate()
+            .unwrap()
+    };
+    let info = |path: &str| FileInfo {
+        path: path.into(),
+        size: 1,
+        side: crate::hooks::Side::Send,
+    };
+    let by_type = "p2p.on('pre_send', function(f)
+        if f.path:match('%.raw$') then return p2p.route{'nas', 'laptop'} end
+        if f.path:match('%.secret$') then return p2p.reject('stays here') end
+    end)";
+    let no_laptop = "p2p.on('pre_send', function(f)
+        if f.path:match('^private/') then return p2p.route{'nas'} end
+    end)";
+    let mut chain = HookChain::new(vec![
+        script("by-type.lua", by_type),
+        script("no-laptop.lua", no_laptop),
+    ]);
+    assert!(chain.routes());
+    assert_eq!(chain.route(&info("a.txt")).unwrap(), Route::Default);
+    assert_eq!(
+        chain.route(&info("a.raw")).unwrap(),
+        Route::Only(vec!["nas".into(), "laptop".into()])
+    );
+    assert_eq!(
+        chain.route(&info("private/a.raw")).unwrap(),
+        Route::Only(vec!["nas".into()])
+    );
+    assert_eq!(
+        chain.route(&info("a.secret")).unwrap(),
+        Route::Reject("by-type: stays here".into())
+    );
+    assert!(!HookChain::new(Vec::new()).routes());
+}

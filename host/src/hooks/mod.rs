@@ -21,7 +21,7 @@ pub use lua::{LuaConfig, LuaGrants, LuaLimits, LuaScript};
 
 pub use wasm::{PluginEngine, WasmError, WasmLimits, WasmPlugin};
 
-pub use chain::{Admission, HookChain, Processed};
+pub use chain::{Admission, HookChain, Processed, Route};
 
 mod setup;
 pub use setup::{HookSpec, LoadError, load_all};

@@ -77,13 +77,34 @@ impl Router {
     /// of every rule that matches, except `origin` (the peer it came from, if it came from one),
     /// in a stable order. Nobody when the folder does not send.
     pub fn destinations(&self, folder: usize, path: &str, origin: Option<&PeerId>) -> Vec<PeerId> {
+        self.routed(folder, path, origin, None)
+    }
+
+    /// [`Router::destinations`], with a script's route: `only` (peer names) replaces the
+    /// folder's peers; the rules' peers still apply. Names of peers not in the config are left
+    /// out.
+    pub fn routed(
+        &self,
+        folder: usize,
+        path: &str,
+        origin: Option<&PeerId>,
+        only: Option<&[String]>,
+    ) -> Vec<PeerId> {
         let Some(route) = self.folders.get(folder) else {
             return Vec::new();
         };
         if !route.mode.sends() {
             return Vec::new();
         }
-        let mut to: BTreeSet<PeerId> = route.peers.iter().copied().collect();
+        let mut to: BTreeSet<PeerId> = match only {
+            Some(names) => self
+                .names
+                .iter()
+                .filter(|(_, name)| names.contains(name))
+                .map(|(id, _)| *id)
+                .collect(),
+            None => route.peers.iter().copied().collect(),
+        };
         for (pattern, peers) in &self.rules {
             if pattern.matches(path) {
                 to.extend(peers.iter().copied());
@@ -167,6 +188,28 @@ to = ["nas"]
         with_nas.sort();
         assert_eq!(router.destinations(0, "2026/a.raw", None), with_nas);
         assert_eq!(router.name_of(&id(2)), Some("nas"));
+    }
+
+    #[test]
+    fn a_scripts_route_replaces_the_folders_peers_and_the_rules_still_apply() {
+        let router = router();
+        let only_phone = ["phone".to_owned(), "stranger".to_owned()];
+        assert_eq!(
+            router.routed(0, "a.jpg", None, Some(&only_phone)),
+            vec![id(3)]
+        );
+        let mut phone_and_nas = vec![id(2), id(3)];
+        phone_and_nas.sort();
+        assert_eq!(
+            router.routed(0, "a.raw", None, Some(&only_phone)),
+            phone_and_nas
+        );
+        assert!(router.routed(0, "a.jpg", None, Some(&[])).is_empty());
+        assert!(
+            router
+                .routed(2, "a.jpg", None, Some(&only_phone))
+                .is_empty()
+        );
     }
 
     #[test]

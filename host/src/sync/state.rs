@@ -340,6 +340,22 @@ impl SyncState {
         Ok(read_queued(&outbox, &join(&[peer, folder, path]))?.is_some())
     }
 
+    /// The job for `path` of `folder` in `peer`'s queue, due or not: its version and how often
+    /// sending it failed (conflict resolution asks whether a local change can reach the peer).
+    pub fn queued(&self, peer: &str, folder: &str, path: &str) -> Result<Option<Job>, StateError> {
+        let tx = self.db.begin_read()?;
+        let outbox = tx.open_table(OUTBOX)?;
+        Ok(
+            read_queued(&outbox, &join(&[peer, folder, path]))?.map(|queued| Job {
+                peer: peer.to_owned(),
+                folder: folder.to_owned(),
+                path: path.to_owned(),
+                version: queued.version,
+                attempts: queued.attempts,
+            }),
+        )
+    }
+
     /// How many files are queued for `peer`, due or not.
     pub fn queue_len_for(&self, peer: &str) -> Result<u64, StateError> {
         let tx = self.db.begin_read()?;

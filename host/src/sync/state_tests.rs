@@ -542,3 +542,20 @@ fn is_queued_says_whether_a_peer_still_waits_for_a_file() {
     state.write(|b| b.complete(&job)).unwrap();
     assert!(!state.is_queued(P, "photos", "a").unwrap());
 }
+
+#[test]
+fn queued_gives_the_job_with_its_failures() {
+    let (_dir, state) = temp_state();
+    assert_eq!(state.queued(P, "photos", "a").unwrap(), None);
+    enqueue(&state, P, "a", v(1));
+    let job = state.queued(P, "photos", "a").unwrap().unwrap();
+    assert_eq!((job.version, job.attempts), (v(1), 0));
+    state.write(|b| b.retry_later(&job, t0())).unwrap();
+    enqueue(&state, P, "a", v(2));
+    let job = state.queued(P, "photos", "a").unwrap().unwrap();
+    assert_eq!(
+        (job.path.as_str(), job.version, job.attempts),
+        ("a", v(2), 1)
+    );
+    assert_eq!(state.queued(Q, "photos", "a").unwrap(), None);
+}

@@ -484,3 +484,180 @@ fn a_bad_config_stops_run_at_its_line_and_column() {
         "{output:?}"
     );
 }
+
+/// Every file under `root` with its content, by relative path.
+fn contents_under(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files_under(root)
+        .into_iter()
+        .filter_map(|path| Some((path.clone(), std::fs::read(root.join(&path)).ok()?)))
+        .collect()
+}
+
+/// Whether `name` is `STEM.sync-conflict-YYYYMMDD-HHMMSS-XXXXXXX.EXT` with a by-group of `by`.
+fn is_conflict_copy_of(name: &str, stem: &str, ext: &str, by: &str) -> bool {
+    let Some(middle) = name
+        .strip_prefix(&format!("{stem}.sync-conflict-"))
+        .and_then(|rest| rest.strip_suffix(&format!(".{ext}")))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = middle.split('-').collect();
+    matches!(
+        parts.as_slice(),
+        [date, time, group]
+            if date.len() == 8
+                && date.bytes().all(|c| c.is_ascii_digit())
+                && time.len() == 6
+                && time.bytes().all(|c| c.is_ascii_digit())
+                && *group == by
+    )
+}
+
+/// Waits until neither host has anything queued or in flight.
+async fn wait_quiet(a: &Host, b: &Host) {
+    let quiet = wait_for(|| async {
+        let (sa, sb) = (a.status().await, b.status().await);
+        sa.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
+            && sb.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
+    })
+    .await;
+    assert!(
+        quiet,
+        "queues never emptied:\n--- a:\n{}\n--- b:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_on_both_sides_keeps_both_versions_alike_on_both_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    b.wait_online(&a).await;
+    let first = b"the first version\n".repeat(100);
+    drop_file(&a.folder("share").join("notes.txt"), &first);
+    wait_for_file(&b.folder("share").join("notes.txt"), &first, &[&a, &b]).await;
+    wait_quiet(&a, &b).await;
+
+    // While the link is down, each side changes the file its own way.
+    assert_eq!(b.stop(), Some(0), "{}", b.log_text());
+    let by_a = b"changed on a\n".repeat(200);
+    drop_file(&a.folder("share").join("notes.txt"), &by_a);
+    let queued = wait_for(|| async { a.status().await.is_some_and(|s| s.queued == 1) }).await;
+    assert!(queued, "{:?}\n{}", a.status().await, a.log_text());
+    let by_b = b"changed on b, differently\n".repeat(150);
+    drop_file(&b.folder("share").join("notes.txt"), &by_b);
+    b.start();
+
+    // Both hosts end up with the same two files: the name and one conflict copy.
+    let alike = wait_for(|| async {
+        let (on_a, on_b) = (
+            contents_under(&a.folder("share")),
+            contents_under(&b.folder("share")),
+        );
+        on_a.len() == 2 && on_a == on_b
+    })
+    .await;
+    let (on_a, on_b) = (
+        contents_under(&a.folder("share")),
+        contents_under(&b.folder("share")),
+    );
+    assert!(
+        alike,
+        "the hosts never agreed: a has {:?}, b has {:?}\n--- a:\n{}\n--- b:\n{}",
+        on_a.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
+        on_b.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
+        a.log_text(),
+        b.log_text()
+    );
+    wait_quiet(&a, &b).await;
+
+    // The rule: the host whose id sorts first keeps its version under the name; the other's is
+    // the copy, named by the host whose change lost its name.
+    let (kept, copied, loser) = if a.id < b.id {
+        (&by_a, &by_b, &b)
+    } else {
+        (&by_b, &by_a, &a)
+    };
+    let by = loser.id.split('-').next().unwrap();
+    assert!(
+        on_a.get("notes.txt") == Some(kept),
+        "notes.txt holds the version of the host whose id sorts last\n--- a:\n{}\n--- b:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let (copy, data) = on_a
+        .iter()
+        .find(|(name, _)| name.as_str() != "notes.txt")
+        .unwrap();
+    assert!(
+        is_conflict_copy_of(copy, "notes", "txt", by),
+        "{copy} is not a conflict copy by {by}"
+    );
+    assert_eq!(data, copied, "{copy}");
+
+    // Settled: nothing more is sent either way, nothing changes.
+    let received = (
+        a.log_text().matches("received").count(),
+        b.log_text().matches("received").count(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_quiet(&a, &b).await;
+    assert_eq!(
+        (
+            a.log_text().matches("received").count(),
+            b.log_text().matches("received").count(),
+        ),
+        received,
+        "still sending:\n--- a:\n{}\n--- b:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    assert_eq!(contents_under(&a.folder("share")), on_a);
+    assert_eq!(contents_under(&b.folder("share")), on_a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_made_alike_on_both_sides_syncs_without_a_conflict_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    // The same content, made on each side independently: while the hosts are apart, and
+    // while they are together.
+    let apart = b"written on both hosts while apart\n".repeat(500);
+    drop_file(&a.folder("share").join("apart.txt"), &apart);
+    drop_file(&b.folder("share").join("apart.txt"), &apart);
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    b.wait_online(&a).await;
+    let together = b"written on both hosts at once\n".repeat(700);
+    drop_file(&a.folder("share").join("together.txt"), &together);
+    drop_file(&b.folder("share").join("together.txt"), &together);
+    // Something to wait for that only one side has.
+    drop_file(&a.folder("share").join("last.txt"), b"last");
+    wait_for_file(&b.folder("share").join("last.txt"), b"last", &[&a, &b]).await;
+    wait_quiet(&a, &b).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_quiet(&a, &b).await;
+    for host in [&a, &b] {
+        assert_eq!(
+            files_under(&host.folder("share")),
+            ["apart.txt", "last.txt", "together.txt"],
+            "{}:\n{}",
+            host.name,
+            host.log_text()
+        );
+        assert_eq!(
+            std::fs::read(host.folder("share").join("apart.txt")).unwrap(),
+            apart
+        );
+        assert_eq!(
+            std::fs::read(host.folder("share").join("together.txt")).unwrap(),
+            together
+        );
+        assert!(!host.log_text().contains("conflict"), "{}", host.log_text());
+    }
+}

@@ -106,3 +106,39 @@ async fn a_certificate_that_does_not_match_the_fingerprint_is_dropped() {
     );
     assert!(!answerer_got_a_channel);
 }
+
+/// `sdp` with each fingerprint line written so that a reader of `a=fingerprint:` lines misses it
+/// (`a= fingerprint:`, which webrtc-rs's SDP parser trims to the same attribute), followed by a
+/// line for `shown`'s certificate.
+fn hidden_behind(sdp: &str, shown: &crate::identity::PeerId) -> String {
+    const PREFIX: &str = "a=fingerprint:";
+    let hex: Vec<String> = shown.sha256().iter().map(|b| format!("{b:02X}")).collect();
+    let lines: Vec<String> = sdp
+        .lines()
+        .map(|line| match line.strip_prefix(PREFIX) {
+            Some(real) => format!("a= fingerprint:{real}\r\n{PREFIX}sha-256 {}", hex.join(":")),
+            None => line.to_owned(),
+        })
+        .collect();
+    lines.join("\r\n") + "\r\n"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fingerprint_the_parser_sees_is_one_the_pinning_sees() {
+    let pinned = crate::identity::PeerId::of_certificate(b"the trusted peer");
+    let mut checked = None;
+    let (opened, _) = connect_with_answer(|sdp| {
+        let crafted = hidden_behind(sdp, &pinned);
+        checked = Some(super::super::trusted::check_fingerprints(&crafted, &pinned));
+        crafted
+    })
+    .await;
+    // webrtc-rs goes by the first fingerprint of each section, the one written `a= fingerprint:`:
+    // the channel opens to a certificate that is not the pinned peer's. So the pinning must read
+    // the fingerprints as the parser does, and refuse this description.
+    assert!(opened.is_ok(), "{opened:?}");
+    assert!(
+        matches!(checked, Some(Err(SessionError::WrongPeer(_)))),
+        "the pinning passed a description whose certificate is not the peer's: {checked:?}"
+    );
+}

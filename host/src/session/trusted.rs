@@ -374,25 +374,38 @@ impl Drop for PinnedSignal {
 }
 
 /// Checks that every DTLS fingerprint in `sdp` is SHA-256 and names `peer`'s certificate.
+///
+/// The DTLS handshake checks the certificate against the fingerprint webrtc-rs's SDP parser
+/// reads, so the lines are read as that parser reads them: split at `\n`, `\r`s before the type
+/// skipped, and an `a=` line's value trimmed of white space (Unicode's, both ends) with its key
+/// running to the first `:`. Every such attribute whose key is `fingerprint` in any ASCII case
+/// counts, not just the first of each section as the parser takes: a fingerprint written
+/// `a= fingerprint:…` must not slip past this check and reach the handshake.
 pub(super) fn check_fingerprints(sdp: &str, peer: &PeerId) -> Result<(), SessionError> {
     let mut found = 0;
-    for line in sdp.lines() {
-        let Some(value) = line.trim_end().strip_prefix("a=fingerprint:") else {
+    for line in sdp.split('\n') {
+        let Some(attribute) = line.trim_start_matches('\r').strip_prefix("a=") else {
             continue;
         };
+        let attribute = attribute.trim();
+        let (key, value) = attribute.split_once(':').unwrap_or((attribute, ""));
+        if !key.trim().eq_ignore_ascii_case("fingerprint") {
+            continue;
+        }
         found += 1;
         let (algorithm, hex) = value.split_once(' ').unwrap_or((value, ""));
         if !algorithm.eq_ignore_ascii_case("sha-256") {
             return Err(SessionError::WrongPeer(format!(
-                "it announced a {algorithm} certificate fingerprint, not sha-256"
+                "it announced a {algorithm:?} certificate fingerprint, not sha-256"
             )));
         }
         let bytes: Option<Vec<u8>> = hex
             .split(':')
             .map(|pair| {
-                u8::from_str_radix(pair, 16)
-                    .ok()
-                    .filter(|_| pair.len() == 2)
+                // Two hex digits: from_str_radix alone would also take "+a".
+                (pair.len() == 2 && pair.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| u8::from_str_radix(pair, 16).ok())
+                    .flatten()
             })
             .collect();
         match bytes {
@@ -525,6 +538,19 @@ mod tests {
             .join(":")
     }
 
+    /// The id's hex, bytes below 16 written `+X` (which `u8::from_str_radix` reads as 0X).
+    fn plus_signs(id: &PeerId) -> String {
+        assert!(id.sha256().iter().any(|b| *b < 16));
+        id.sha256()
+            .iter()
+            .map(|b| match b {
+                0..16 => format!("+{b:X}"),
+                _ => format!("{b:02X}"),
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
     #[test]
     fn only_the_trusted_certificate_passes() {
         let peer = PeerId::of_certificate(b"peer");
@@ -541,6 +567,27 @@ mod tests {
             sdp_with(&[&format!("sha-256 {}:00", hex(&peer))]),
             sdp_with(&["sha-256 zz"]),
             sdp_with(&["sha-256"]),
+            // Read as the SDP parser reads them: white space after `a=`, any case of the key.
+            format!(
+                "{}a= fingerprint:sha-256 {}\r\n",
+                sdp_with(&[&good]),
+                hex(&other)
+            ),
+            format!(
+                "{}a=\tFINGERPRINT:sha-256 {}\r\n",
+                sdp_with(&[&good]),
+                hex(&other)
+            ),
+            format!(
+                "{}\ra=fingerprint:sha-256 {}\n",
+                sdp_with(&[&good]),
+                hex(&other)
+            ),
+            // A key without a value hides the next fingerprint from the parser.
+            format!("a=fingerprint\r\n{}", sdp_with(&[&good])),
+            // Hex digits only, two per byte.
+            sdp_with(&[&format!("sha-256 {}", plus_signs(&peer))]),
+            sdp_with(&[&format!("sha-256 {}", hex(&peer).replace(':', ""))]),
         ];
         for sdp in cases {
             assert!(

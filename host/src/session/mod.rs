@@ -20,7 +20,7 @@ mod trusted;
 mod tuned_runtime;
 mod webrtc_link;
 
-pub use trusted::{Incoming, PairSignaling, pair_room};
+pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
 
 use std::sync::Arc;
 use std::time::Duration;

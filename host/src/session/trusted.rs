@@ -266,10 +266,10 @@ async fn dispatch(
                 let Some((peer, _)) = presence.get(&room) else {
                     continue;
                 };
-                let message: PairMessage = match serde_json::from_str(&payload) {
+                let message = match parse_message(&payload) {
                     Ok(message) => message,
                     Err(e) => {
-                        tracing::warn!(%peer, "unreadable message in the pair room: {e}");
+                        tracing::warn!(%peer, "{e}");
                         continue;
                     }
                 };
@@ -373,6 +373,74 @@ impl Drop for PinnedSignal {
     }
 }
 
+/// A pair-room message as the dispatcher reads it from the signaling server.
+fn parse_message(payload: &str) -> Result<PairMessage, SessionError> {
+    serde_json::from_str(payload)
+        .map_err(|e| SessionError::Protocol(format!("unreadable message in the pair room: {e}")))
+}
+
+/// The description an offer or answer carries, as a session takes it: present, of the `expected`
+/// type, and pinned to `peer` ([`check_fingerprints`]).
+fn pinned_description(
+    message: PairMessage,
+    expected: RTCSdpType,
+    peer: &PeerId,
+) -> Result<RTCSessionDescription, SessionError> {
+    let description = message
+        .description
+        .ok_or_else(|| SessionError::Protocol("a description without its SDP".into()))?;
+    if description.sdp_type != expected {
+        return Err(SessionError::Protocol(format!(
+            "expected an SDP {expected}, got {}",
+            description.sdp_type
+        )));
+    }
+    check_fingerprints(&description.sdp, peer)?;
+    Ok(description)
+}
+
+/// A pair-room message that [`inspect_pair_message`] accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PairMessageInfo {
+    /// The session (connection attempt) it belongs to.
+    pub session: u64,
+    /// `"offer"`, `"answer"`, `"refused"` or `"failed"`.
+    pub kind: &'static str,
+}
+
+/// What this host does with a message that arrives in the pair room of `expected`, the trusted
+/// peer: the dispatcher's parser (the JSON of one message, unknown fields refused), then, for an
+/// offer or an answer, the checks a session makes before it uses the description (it is there,
+/// its type is the message's kind, and every DTLS fingerprint is SHA-256 and names `expected`'s
+/// certificate). Everything in a pair room comes from the network through a server that is not
+/// trusted; the fuzz target `pair_message` feeds this arbitrary bytes.
+pub fn inspect_pair_message(
+    payload: &str,
+    expected: &PeerId,
+) -> Result<PairMessageInfo, SessionError> {
+    let message = parse_message(payload)?;
+    let session = message.session;
+    let (kind, sdp_type) = match message.kind {
+        Kind::Offer => ("offer", RTCSdpType::Offer),
+        Kind::Answer => ("answer", RTCSdpType::Answer),
+        Kind::Refused => {
+            return Ok(PairMessageInfo {
+                session,
+                kind: "refused",
+            });
+        }
+        Kind::Failed => {
+            return Ok(PairMessageInfo {
+                session,
+                kind: "failed",
+            });
+        }
+    };
+    pinned_description(message, sdp_type, expected)?;
+    Ok(PairMessageInfo { session, kind })
+}
+
 /// Checks that every DTLS fingerprint in `sdp` is SHA-256 and names `peer`'s certificate.
 ///
 /// The DTLS handshake checks the certificate against the fingerprint webrtc-rs's SDP parser
@@ -467,17 +535,7 @@ impl Signal for PinnedSignal {
             Kind::Failed => return Err(SessionError::PeerFailed),
             _ => {}
         }
-        let description = message
-            .description
-            .ok_or_else(|| SessionError::Protocol("a description without its SDP".into()))?;
-        if description.sdp_type != expected {
-            return Err(SessionError::Protocol(format!(
-                "expected an SDP {expected}, got {}",
-                description.sdp_type
-            )));
-        }
-        check_fingerprints(&description.sdp, &self.peer)?;
-        Ok(description)
+        pinned_description(message, expected, &self.peer)
     }
 
     async fn aborted(&mut self) -> SessionError {

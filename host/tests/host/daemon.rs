@@ -451,6 +451,54 @@ async fn the_configs_plugins_and_scripts_run_on_daemon_transfers() {
     assert!(b.log_text().contains("script=notify"), "{}", b.log_text());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripts_route_keeps_files_here_or_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("keep-private.lua");
+    std::fs::write(
+        &script,
+        "p2p.on('pre_send', function(file)\n\
+           if file.path:match('%.private$') then return p2p.route{} end\n\
+           if file.path:match('%.secret$') then return p2p.reject('secrets stay') end\n\
+           if file.path:match('^shared/') then return p2p.route{'b'} end\n\
+         end)\n",
+    )
+    .unwrap();
+    let hooks = format!("[[scripts]]\npath = \"{}\"\n", script.display());
+    let (mut a, mut b) = pair(dir.path(), &hooks);
+    a.start();
+    b.start();
+    a.wait_online(&b).await;
+    drop_file(&a.folder("share").join("diary.private"), b"mine");
+    drop_file(&a.folder("share").join("keys.secret"), b"mine too");
+    drop_file(&a.folder("share").join("shared/plan.txt"), b"for b");
+    drop_file(
+        &a.folder("share").join("notes.txt"),
+        b"for the folder's peers",
+    );
+    wait_for_file(
+        &b.folder("share").join("shared/plan.txt"),
+        b"for b",
+        &[&a, &b],
+    )
+    .await;
+    wait_for_file(
+        &b.folder("share").join("notes.txt"),
+        b"for the folder's peers",
+        &[&a, &b],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        files_under(&b.folder("share")),
+        ["notes.txt", "shared/plan.txt"],
+        "{}",
+        a.log_text()
+    );
+    assert!(a.log_text().contains("secrets stay"), "{}", a.log_text());
+    assert_eq!(a.status().await.map(|s| s.queued), Some(0));
+}
+
 #[test]
 fn a_bad_config_stops_run_at_its_line_and_column() {
     let dir = tempfile::tempdir().unwrap();

@@ -41,7 +41,7 @@ use super::local::{self, hash_file, stat};
 use crate::identity::PeerId;
 use crate::oneshot::{self, Observer};
 use crate::session::{Incoming, PairSignaling};
-use crate::sync::{FileVersion, IndexEntry, Origin, conflict_name};
+use crate::sync::{IndexEntry, Origin, conflict_name};
 use crate::transfer::ValidManifest;
 
 /// A sync transfer's data channel label: this, then the folder id.
@@ -95,13 +95,7 @@ async fn receive(
     let entry = &shared.config.folders[folder];
     let root = entry.path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let hooks = {
-        let shared = Arc::clone(shared);
-        tokio::task::spawn_blocking(move || shared.hooks())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let hooks = shared.hooks_off_thread().await?;
     shared.live().transfer_started(&name, &entry.id, 0);
     let mut observer = Receiving {
         shared: Arc::clone(shared),
@@ -163,29 +157,18 @@ fn record(
             let Ok(Some((size, mtime_ns))) = stat(&entry.path.join(path)) else {
                 continue;
             };
-            batch.record(
-                &entry.id,
-                path,
-                &IndexEntry {
-                    size,
-                    mtime_ns,
-                    hash: *hash,
-                    origin: origin.clone(),
-                },
-            )?;
-            let version = FileVersion {
-                size,
-                mtime_ns,
-                hash: Some(*hash),
-            };
             let mut to = shared.router.destinations(folder, path, Some(peer));
             if send_back.contains(path) {
                 to.push(*peer);
             }
-            for other in to {
-                batch.enqueue(&other.to_string(), &entry.id, path, version)?;
-                woken.push(other);
-            }
+            let indexed = IndexEntry {
+                size,
+                mtime_ns,
+                hash: *hash,
+                origin: origin.clone(),
+            };
+            super::record_and_queue(batch, &entry.id, path, &indexed, &to)?;
+            woken.extend(to);
         }
         Ok(())
     });

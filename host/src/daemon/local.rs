@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{DaemonError, Shared};
 use crate::hooks::{FileInfo, Route, Side};
 use crate::identity::PeerId;
-use crate::sync::{FileVersion, FolderWatcher, IndexEntry, Origin};
+use crate::sync::{FolderWatcher, IndexEntry, Origin};
 
 /// Starts watching every folder, after a scan of each for what changed while the daemon was down.
 pub(super) fn watch(
@@ -92,20 +92,15 @@ fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String
         // Touched, not changed: remember the new time only.
         let origin = known.map_or(Origin::Local, |k| k.origin);
         let entry_id = entry.id.clone();
+        let indexed = IndexEntry {
+            size,
+            mtime_ns,
+            hash,
+            origin,
+        };
         return shared
             .state
-            .write(|batch| {
-                batch.record(
-                    &entry_id,
-                    path,
-                    &IndexEntry {
-                        size,
-                        mtime_ns,
-                        hash,
-                        origin: origin.clone(),
-                    },
-                )
-            })
+            .write(|batch| super::record_and_queue(batch, &entry_id, path, &indexed, &[]))
             .map_err(|e| e.to_string());
     }
     let to: Vec<PeerId> = match route(shared, path, size)? {
@@ -116,29 +111,15 @@ fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String
             Vec::new()
         }
     };
-    let version = FileVersion {
+    let indexed = IndexEntry {
         size,
         mtime_ns,
-        hash: Some(hash),
+        hash,
+        origin: Origin::Local,
     };
     shared
         .state
-        .write(|batch| {
-            batch.record(
-                &entry.id,
-                path,
-                &IndexEntry {
-                    size,
-                    mtime_ns,
-                    hash,
-                    origin: Origin::Local,
-                },
-            )?;
-            for peer in &to {
-                batch.enqueue(&peer.to_string(), &entry.id, path, version)?;
-            }
-            Ok(())
-        })
+        .write(|batch| super::record_and_queue(batch, &entry.id, path, &indexed, &to))
         .map_err(|e| e.to_string())?;
     if !to.is_empty() {
         tracing::info!(folder = %entry.id, path, peers = to.len(), "queued");

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::hooks::{HookChain, HookError, HookFactory, HookSpec, LoadError};
 use crate::identity::{Identity, IdentityError, PeerId};
 use crate::session::{PairSignaling, SessionOptions};
-use crate::sync::{Router, StateError, SyncState};
+use crate::sync::{Batch, FileVersion, IndexEntry, Router, StateError, SyncState};
 
 pub use control::{CONTROL_SOCKET, Status, query_status};
 
@@ -98,6 +98,16 @@ impl Shared {
         Ok(HookChain::new(hooks))
     }
 
+    /// [`Shared::hooks`] on a blocking thread (instantiating compiles nothing, but a script's
+    /// top level runs).
+    pub(crate) async fn hooks_off_thread(self: &Arc<Self>) -> Result<HookChain, String> {
+        let shared = Arc::clone(self);
+        tokio::task::spawn_blocking(move || shared.hooks())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
     /// Tells `peer`'s sender that it has work.
     pub(crate) fn wake(&self, peer: &PeerId) {
         if let Some(notify) = self.wake.get(peer) {
@@ -121,6 +131,27 @@ impl Shared {
             .name_of(peer)
             .map_or_else(|| peer.to_string(), ToOwned::to_owned)
     }
+}
+
+/// Records `path` of `folder` as last synced at `entry`, and queues that version for `to`, in
+/// the caller's one durable commit.
+pub(crate) fn record_and_queue(
+    batch: &mut Batch<'_>,
+    folder: &str,
+    path: &str,
+    entry: &IndexEntry,
+    to: &[PeerId],
+) -> Result<(), StateError> {
+    batch.record(folder, path, entry)?;
+    let version = FileVersion {
+        size: entry.size,
+        mtime_ns: entry.mtime_ns,
+        hash: Some(entry.hash),
+    };
+    for peer in to {
+        batch.enqueue(&peer.to_string(), folder, path, version)?;
+    }
+    Ok(())
 }
 
 /// How long a file must stay unchanged before it is sent.

@@ -160,13 +160,7 @@ async fn send(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let hooks = {
-        let shared = Arc::clone(shared);
-        tokio::task::spawn_blocking(move || shared.hooks())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let hooks = shared.hooks_off_thread().await?;
     let link = pair
         .connect(peer, &format!("{}{folder}", super::inbox::LABEL_PREFIX))
         .await

@@ -238,14 +238,20 @@ fn pair(base: &Path, extra: &str) -> (Host, Host) {
     (a, b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_sync_both_ways_are_updated_when_changed_and_never_echo() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut a, mut b) = pair(dir.path(), "");
+/// [`pair`], both running and each seeing the other online.
+async fn running_pair(base: &Path, extra: &str) -> (Host, Host) {
+    let (mut a, mut b) = pair(base, extra);
     a.start();
     b.start();
     a.wait_online(&b).await;
     b.wait_online(&a).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_sync_both_ways_are_updated_when_changed_and_never_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = running_pair(dir.path(), "").await;
 
     let hello = b"hello from a\n".repeat(1000);
     drop_file(&a.folder("share").join("docs/hello.txt"), &hello);
@@ -302,10 +308,7 @@ async fn files_sync_both_ways_are_updated_when_changed_and_never_echo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_200_files_arrives_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut a, mut b) = pair(dir.path(), "");
-    a.start();
-    b.start();
-    a.wait_online(&b).await;
+    let (a, b) = running_pair(dir.path(), "").await;
     let mut expected = Vec::new();
     for i in 0..200 {
         let path = format!("burst/{}/file-{i:03}.bin", i % 7);
@@ -356,10 +359,7 @@ async fn an_offline_peer_gets_what_was_queued_for_it_when_it_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut a, mut b) = pair(dir.path(), "");
-    a.start();
-    b.start();
-    a.wait_online(&b).await;
+    let (mut a, b) = running_pair(dir.path(), "").await;
     // Big enough to catch in flight: hashing and sending take a while.
     let big: Vec<u8> = (0..300u32 * 1024 * 1024 / 4)
         .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
@@ -434,10 +434,7 @@ async fn the_configs_plugins_and_scripts_run_on_daemon_transfers() {
         compress.display(),
         notify.display()
     );
-    let (mut a, mut b) = pair(dir.path(), &hooks);
-    a.start();
-    b.start();
-    a.wait_online(&b).await;
+    let (a, b) = running_pair(dir.path(), &hooks).await;
     let text = b"compress me, I am very repetitive text\n".repeat(50_000);
     drop_file(&a.folder("share").join("log.txt"), &text);
     wait_for_file(&b.folder("share").join("log.txt"), &text, &[&a, &b]).await;
@@ -465,10 +462,7 @@ async fn a_scripts_route_keeps_files_here_or_sends_them() {
     )
     .unwrap();
     let hooks = format!("[[scripts]]\npath = \"{}\"\n", script.display());
-    let (mut a, mut b) = pair(dir.path(), &hooks);
-    a.start();
-    b.start();
-    a.wait_online(&b).await;
+    let (a, b) = running_pair(dir.path(), &hooks).await;
     drop_file(&a.folder("share").join("diary.private"), b"mine");
     drop_file(&a.folder("share").join("keys.secret"), b"mine too");
     drop_file(&a.folder("share").join("shared/plan.txt"), b"for b");
@@ -580,11 +574,7 @@ async fn wait_quiet(a: &Host, b: &Host) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changed_on_both_sides_keeps_both_versions_alike_on_both_hosts() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut a, mut b) = pair(dir.path(), "");
-    a.start();
-    b.start();
-    a.wait_online(&b).await;
-    b.wait_online(&a).await;
+    let (a, mut b) = running_pair(dir.path(), "").await;
     let first = b"the first version\n".repeat(100);
     drop_file(&a.folder("share").join("notes.txt"), &first);
     wait_for_file(&b.folder("share").join("notes.txt"), &first, &[&a, &b]).await;

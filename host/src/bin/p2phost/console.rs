@@ -277,6 +277,18 @@ pub(crate) struct Totals {
 
 /// `sent 3 files, 64.00 MiB in 0.42 s, 152 MB/s, 20.1 MiB on the wire`: the rate is over the file
 /// bytes moved (resumed ones excluded); the wire figure appears when encoding changed it.
+impl Totals {
+    pub(crate) fn new(files: u64, bytes: u64, resumed: u64, wire: u64, seconds: f64) -> Self {
+        Self {
+            files,
+            bytes,
+            resumed,
+            wire,
+            seconds,
+        }
+    }
+}
+
 fn summary(verb: &str, totals: &Totals) -> String {
     let noun = if totals.files == 1 { "file" } else { "files" };
     let moved = totals.bytes.saturating_sub(totals.resumed);

@@ -165,13 +165,13 @@ async fn send(
     let report = oneshot::send(options, paths, code, hooks, console).await?;
     console.done(
         "sent",
-        &Totals {
-            files: report.files,
-            bytes: report.bytes,
-            resumed: report.resumed_bytes,
-            wire: report.wire_bytes,
-            seconds: report.seconds,
-        },
+        &Totals::new(
+            report.files,
+            report.bytes,
+            report.resumed_bytes,
+            report.wire_bytes,
+            report.seconds,
+        ),
     );
     Ok(())
 }
@@ -198,13 +198,13 @@ async fn receive(
     let report = oneshot::receive(options, &code, out, overwrite, hooks, console).await?;
     console.done(
         "received",
-        &Totals {
-            files: report.files,
-            bytes: report.bytes,
-            resumed: report.resumed_bytes,
-            wire: report.wire_bytes,
-            seconds: report.seconds,
-        },
+        &Totals::new(
+            report.files,
+            report.bytes,
+            report.resumed_bytes,
+            report.wire_bytes,
+            report.seconds,
+        ),
     );
     Ok(())
 }

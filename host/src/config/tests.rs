@@ -17,6 +17,19 @@ fn error(text: &str) -> (String, String) {
     }
 }
 
+/// Checks that `text` is refused at a place ending in `at` with a message holding `message`.
+fn expect_error(text: &str, at: &str, message: &str) {
+    let (found_at, found_message) = error(text);
+    assert!(
+        found_at.ends_with(at),
+        "{text:?}: error at {found_at}, expected {at} ({found_message})"
+    );
+    assert!(
+        found_message.contains(message),
+        "{text:?}: message {found_message:?} lacks {message:?}"
+    );
+}
+
 #[test]
 fn an_empty_file_has_no_hooks() {
     let config = parse("").unwrap_or_else(|e| panic!("{e}"));
@@ -219,15 +232,7 @@ fn errors_point_at_line_and_column() {
         ),
     ];
     for (text, at, message) in cases {
-        let (found_at, found_message) = error(text);
-        assert!(
-            found_at.ends_with(at),
-            "{text:?}: error at {found_at}, expected {at} ({found_message})"
-        );
-        assert!(
-            found_message.contains(message),
-            "{text:?}: message {found_message:?} lacks {message:?}"
-        );
+        expect_error(text, at, message);
     }
 }
 
@@ -412,15 +417,7 @@ fn daemon_mistakes_point_at_line_and_column() {
         ),
     ];
     for (text, at, message) in &cases {
-        let (found_at, found_message) = error(text);
-        assert!(
-            found_at.ends_with(at),
-            "{text:?}: error at {found_at}, expected {at} ({found_message})"
-        );
-        assert!(
-            found_message.contains(message),
-            "{text:?}: message {found_message:?} lacks {message:?}"
-        );
+        expect_error(text, at, message);
     }
 }
 

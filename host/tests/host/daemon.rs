@@ -75,6 +75,11 @@ impl Host {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// `p2phost run --config … EXTRA…`.
+    fn start_with(&mut self, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -83,6 +88,7 @@ impl Host {
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(self.config())
+            .args(extra)
             .env("RUST_LOG", "warn,p2phost=info,p2p_signaling=info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -491,6 +497,40 @@ async fn a_scripts_route_keeps_files_here_or_sends_them() {
     );
     assert!(a.log_text().contains("secrets stay"), "{}", a.log_text());
     assert_eq!(a.status().await.map(|s| s.queued), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_overrides_the_configs_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b) = pair(dir.path(), "");
+    let config = std::fs::read_to_string(b.config()).unwrap();
+    let url = config
+        .lines()
+        .find_map(|l| l.strip_prefix("url = \""))
+        .map(|rest| rest.trim_end_matches('"').to_owned())
+        .unwrap();
+    // B's file names a server where there is none; the command line names A's.
+    std::fs::write(
+        b.config(),
+        config
+            .replace(&url, "ws://127.0.0.1:9")
+            .replace("stun = ", "# stun = "),
+    )
+    .unwrap();
+    let stun = url.replace("ws://", "stun:");
+    a.start();
+    b.start_with(&["--server", &url, "--stun", &stun]);
+    b.wait_online(&a).await;
+    drop_file(
+        &a.folder("share").join("x.txt"),
+        b"through the server the flag named",
+    );
+    wait_for_file(
+        &b.folder("share").join("x.txt"),
+        b"through the server the flag named",
+        &[&a, &b],
+    )
+    .await;
 }
 
 #[test]

@@ -97,6 +97,12 @@ pub(crate) enum Command {
         /// The daemon config [default: ~/.config/p2phost/share.toml].
         #[arg(long, value_name = "FILE.toml")]
         config: Option<PathBuf>,
+        /// The signaling server to use, over the config's [signaling] url.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// The STUN server, over the config's [signaling] stun, like stun:HOST:3478.
+        #[arg(long, value_name = "URL")]
+        stun: Option<String>,
     },
     /// Ask the running daemon what it is doing: peers online, folders, queue, transfers.
     Status {

@@ -23,9 +23,26 @@ fn config_at(path: Option<PathBuf>) -> anyhow::Result<(PathBuf, Config)> {
     Ok((path, config))
 }
 
-/// `p2phost run`: until SIGINT or SIGTERM.
-pub(crate) async fn run(path: Option<PathBuf>) -> anyhow::Result<()> {
-    let (path, config) = config_at(path)?;
+/// `p2phost run`: until SIGINT or SIGTERM. `server` and `stun` override the config's.
+pub(crate) async fn run(
+    path: Option<PathBuf>,
+    server: Option<String>,
+    stun: Option<String>,
+) -> anyhow::Result<()> {
+    let (path, mut config) = config_at(path)?;
+    if let Some(url) = server {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", ""));
+        if !matches!(scheme, "ws" | "wss") || rest.is_empty() {
+            bail!("--server {url:?}: expected a ws:// or wss:// URL, like ws://127.0.0.1:8787");
+        }
+        config.signaling.url = Some(url);
+    }
+    if let Some(url) = stun {
+        if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
+            bail!("--stun {url:?}: expected a stun: URL, like stun:127.0.0.1:3478");
+        }
+        config.signaling.stun = Some(url);
+    }
     if config.peers.is_empty() {
         tracing::warn!(
             "{} lists no [[peers]]: nothing will be sent or received",

@@ -103,7 +103,11 @@ fn main() {
             action: PluginAction::Inspect { path },
         } => std::process::exit(inspect(&path)),
         Command::Init { config } => exit_with(identity_cmds::init(config)),
-        Command::Run { config } => exit_with(runtime.block_on(daemon_cmds::run(config))),
+        Command::Run {
+            config,
+            server,
+            stun,
+        } => exit_with(runtime.block_on(daemon_cmds::run(config, server, stun))),
         Command::Status { config, json } => {
             exit_with(runtime.block_on(daemon_cmds::status(config, json)))
         }

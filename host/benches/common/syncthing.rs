@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::daemon::free_port;
+use super::daemon::{free_port, terminate};
 
 const API_KEY: &str = "p2phost-bench";
 const FOLDER: &str = "bench";
@@ -160,21 +160,9 @@ impl Instance {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

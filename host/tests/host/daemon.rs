@@ -281,18 +281,7 @@ async fn files_sync_both_ways_are_updated_when_changed_and_never_echo() {
     // No echo: after a while, each side received only what the other created, and nothing is
     // queued any more.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let quiet = wait_for(|| async {
-        let (sa, sb) = (a.status().await, b.status().await);
-        sa.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
-            && sb.is_some_and(|s| s.queued == 0 && s.in_flight.is_empty())
-    })
-    .await;
-    assert!(
-        quiet,
-        "queues never emptied:\n{}\n{}",
-        a.log_text(),
-        b.log_text()
-    );
+    wait_quiet(&a, &b).await;
     let received_by_a = a.log_text().matches("received").count();
     let received_by_b = b.log_text().matches("received").count();
     assert_eq!(received_by_a, 1, "a:\n{}", a.log_text());

@@ -41,6 +41,11 @@ impl Live {
     pub(crate) fn transfer_ended(&mut self, peer: &str, folder: &str) {
         self.in_flight.remove(&(peer.to_owned(), folder.to_owned()));
     }
+
+    /// Whether no transfer is in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
+    }
 }
 
 /// The daemon's answer to `status`.

@@ -89,7 +89,8 @@ async fn receive(
         let mut refuse = Refuse(reason.clone());
         let hooks = crate::hooks::HookChain::new(Vec::new());
         let scratch = shared.config.identity.dir.join("refused");
-        let _ = oneshot::receive_over(link, &scratch, false, hooks, &mut refuse).await;
+        let _ = oneshot::receive_over(link, &scratch, false, hooks, &mut refuse, &shared.stopping)
+            .await;
         return Err(reason);
     };
     let entry = &shared.config.folders[folder];
@@ -105,7 +106,8 @@ async fn receive(
         kept: Vec::new(),
         send_back: Vec::new(),
     };
-    let result = oneshot::receive_over(link, &root, true, hooks, &mut observer).await;
+    let result =
+        oneshot::receive_over(link, &root, true, hooks, &mut observer, &shared.stopping).await;
     shared.live().transfer_ended(&name, &entry.id);
     let files = std::mem::take(&mut observer.files);
     let outcome = match result {

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::hooks::{HookChain, HookError, HookFactory, HookSpec, LoadError};
 use crate::identity::{Identity, IdentityError, PeerId};
+use crate::oneshot::Cancel;
 use crate::session::{PairSignaling, SessionOptions};
 use crate::sync::{Batch, FileVersion, IndexEntry, Router, StateError, SyncState};
 
@@ -85,6 +86,9 @@ pub(crate) struct Shared {
     receiving: Mutex<HashSet<(usize, String)>>,
     /// What `p2phost status` reports.
     pub(crate) status: Mutex<control::Live>,
+    /// Thrown when the daemon stops: transfers in flight tell their peers they were cancelled,
+    /// so a peer does not wait out a connection that is going away.
+    pub(crate) stopping: Cancel,
 }
 
 impl Shared {
@@ -154,6 +158,8 @@ pub(crate) fn record_and_queue(
     Ok(())
 }
 
+/// How long a stopping daemon gives its transfers in flight to tell their peers.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How long a file must stay unchanged before it is sent.
 const SETTLE: Duration = Duration::from_millis(500);
 /// The first wait before connecting to the signaling server again, doubled up to a minute.
@@ -217,6 +223,7 @@ pub async fn run(
         wake: config.peers.iter().map(|p| (p.id, Notify::new())).collect(),
         receiving: Mutex::default(),
         status: Mutex::new(control::Live::default()),
+        stopping: Cancel::new(),
         router,
         state,
         routes: hooks.iter().any(|h| h.describe().hooks.pre_send),
@@ -240,6 +247,14 @@ pub async fn run(
     let mut stop = shutdown_rx;
     let _ = stop.wait_for(|stopped| *stopped).await;
     tracing::info!("stopping: queued files stay queued, partial files resume next time");
+    shared.stopping.cancel();
+    // Transfers in flight tell their peers, which then let go at once and resume later.
+    let told = tokio::time::timeout(STOP_GRACE, async {
+        while !shared.live().is_idle() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let _ = told.await;
     connected.abort();
     watching.abort();
     control.abort();

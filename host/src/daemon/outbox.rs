@@ -166,7 +166,7 @@ async fn send(
         .await
         .map_err(|e| e.to_string())?;
     let mut observer = Logged;
-    oneshot::send_over(link, found, hooks, &mut observer)
+    oneshot::send_over(link, found, hooks, &mut observer, &shared.stopping)
         .await
         .map_err(|e| e.to_string())
 }

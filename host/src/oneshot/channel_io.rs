@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
-use super::OneshotError;
+use super::{Cancel, OneshotError};
 use crate::session::Connected;
 use crate::transfer::frames::encode_control;
 use crate::transfer::{Control, Frame, FrameDecoder};
@@ -31,11 +31,14 @@ pub(crate) struct FramePipe {
     incoming: mpsc::UnboundedReceiver<Queued>,
     decoder: FrameDecoder,
     poller: tokio::task::JoinHandle<()>,
+    /// Thrown: every wait ends with [`OneshotError::Cancelled`]; only [`FramePipe::tell_peer`]
+    /// still sends.
+    cancel: Cancel,
 }
 
 impl FramePipe {
     /// A pipe over `link`'s channel; its early messages come out first.
-    pub(crate) fn new(link: &mut Connected) -> Self {
+    pub(crate) fn new(link: &mut Connected, cancel: &Cancel) -> Self {
         let (frames, incoming) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(QUEUE_BYTES));
         let channel = Arc::clone(&link.channel);
@@ -76,11 +79,22 @@ impl FramePipe {
             incoming,
             decoder: FrameDecoder::default(),
             poller,
+            cancel: cancel.clone(),
         }
     }
 
-    /// Sends raw frame bytes; waits while the send buffer is full, unless the peer goes away.
+    /// Sends raw frame bytes; waits while the send buffer is full, unless the peer goes away or
+    /// the transfer is cancelled.
     pub(crate) async fn send_frame(&self, frame: BytesMut) -> Result<(), OneshotError> {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(OneshotError::Cancelled),
+            sent = self.send_regardless(frame) => sent,
+        }
+    }
+
+    /// [`FramePipe::send_frame`] even once cancelled: for the last word to the peer.
+    async fn send_regardless(&self, frame: BytesMut) -> Result<(), OneshotError> {
         let mut state = self.state.clone();
         tokio::select! {
             sent = self.channel.send(frame) => {
@@ -104,7 +118,15 @@ impl FramePipe {
             kind: error.kind().into(),
             message: error.for_peer(),
         };
-        let _ = self.send_control(&message).await;
+        for frame in encode_control(&message, MAX_FRAME) {
+            if self
+                .send_regardless(BytesMut::from(&frame[..]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
         self.flush(std::time::Duration::from_secs(2)).await;
     }
 
@@ -116,6 +138,7 @@ impl FramePipe {
             // state; frames that arrived before are still read first.
             let bytes = tokio::select! {
                 biased;
+                () = self.cancel.cancelled() => return Err(OneshotError::Cancelled),
                 queued = self.incoming.recv() => queued.map(|(bytes, _room)| bytes).ok_or_else(|| {
                     OneshotError::Channel("the peer closed the connection".into())
                 })?,
@@ -147,6 +170,9 @@ impl FramePipe {
 
     /// The next whole frame if one has arrived, without waiting.
     pub(crate) fn try_next(&mut self) -> Result<Option<Frame>, OneshotError> {
+        if self.cancel.is_cancelled() {
+            return Err(OneshotError::Cancelled);
+        }
         while let Ok((bytes, _room)) = self.incoming.try_recv() {
             if let Some(frame) = self
                 .decoder

@@ -1,11 +1,13 @@
 //! One-off transfers, `p2phost send` and `p2phost receive`: a session, then the peer protocol
 //! driven over its data channel, reading files on one side and writing `.part` files on the other.
 
+mod cancel;
 mod channel_io;
 mod observer;
 mod receive;
 mod send;
 
+pub use cancel::Cancel;
 pub use observer::{Observer, Silent};
 pub use receive::{ReceiveReport, receive, receive_over};
 pub use send::{CodeChoice, SendReport, send, send_over};
@@ -62,7 +64,15 @@ pub enum OneshotError {
     /// The user did not accept the offer.
     #[error("the offer was refused: {0}")]
     Refused(String),
+    /// This side stopped on purpose ([`Cancel::cancel`]); the peer was told, if there was one.
+    #[error("cancelled; running the same transfer again resumes it")]
+    Cancelled,
 }
+
+/// Exit status of a transfer this side cancelled: a shell's for a command stopped by Ctrl-C.
+pub const EXIT_CANCELLED: i32 = 130;
+/// Exit status of a transfer the peer cancelled.
+pub const EXIT_PEER_CANCELLED: i32 = 9;
 
 impl OneshotError {
     /// The exit status for this failure (documented in the README).
@@ -86,6 +96,8 @@ impl OneshotError {
             // doing, so both sides report it alike.
             Self::Hook(_) => 8,
             Self::Transfer(TransferError::Peer { kind, .. }) if kind == "plugin" => 8,
+            Self::Transfer(TransferError::Cancelled) => EXIT_PEER_CANCELLED,
+            Self::Cancelled => EXIT_CANCELLED,
             Self::Transfer(_) => 7,
             Self::Internal(_) => 1,
         }
@@ -111,6 +123,7 @@ impl OneshotError {
                 "a file could not be read or written on this side (the details are on its screen)"
                     .into()
             }
+            Self::Cancelled => "cancelled by the other side".into(),
             _ => self.to_string(),
         }
     }
@@ -124,6 +137,7 @@ impl OneshotError {
             6 => "connection",
             1 => "internal",
             8 => "plugin",
+            EXIT_CANCELLED | EXIT_PEER_CANCELLED => crate::transfer::frames::CANCELLED_KIND,
             _ => "protocol",
         }
     }

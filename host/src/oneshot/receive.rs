@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::channel_io::FramePipe;
 use super::send::file_info;
-use super::{Observer, OneshotError};
+use super::{Cancel, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
 use crate::session::{self, Connected, SessionOptions};
@@ -39,8 +39,8 @@ pub struct ReceiveReport {
 }
 
 /// Receives the transfer of `code` into `out` through the `hooks` of this transfer, telling
-/// `observer` the verification string and the progress; the hooks' pre-send and then
-/// [`Observer::offer`] decide whether to take the offer.
+/// `observer` the verification string and the progress, until done or `cancel` is thrown; the
+/// hooks' pre-send and then [`Observer::offer`] decide whether to take the offer.
 pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
@@ -48,22 +48,28 @@ pub async fn receive(
     overwrite: bool,
     hooks: HookChain,
     observer: &mut impl Observer,
+    cancel: &Cancel,
 ) -> Result<ReceiveReport, OneshotError> {
-    let link = session::receive(options, code).await?;
-    receive_over(link, out, overwrite, hooks, observer).await
+    let link = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(OneshotError::Cancelled),
+        link = session::receive(options, code) => link?,
+    };
+    receive_over(link, out, overwrite, hooks, observer, cancel).await
 }
 
 /// Receives what the peer at the other end of `link`, a data channel already open (daemon mode),
-/// sends, into `out`, through the `hooks` of this transfer.
+/// sends, into `out`, through the `hooks` of this transfer, until done or `cancel` is thrown.
 pub async fn receive_over(
     mut link: Connected,
     out: &Path,
     overwrite: bool,
     hooks: HookChain,
     observer: &mut impl Observer,
+    cancel: &Cancel,
 ) -> Result<ReceiveReport, OneshotError> {
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(&mut link);
+    let mut pipe = FramePipe::new(&mut link, cancel);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
     let mut run = Run {
@@ -73,6 +79,7 @@ pub async fn receive_over(
         started: Instant::now(),
         stored: 0,
         offered: false,
+        cancel,
         observer,
         out,
         overwrite,
@@ -86,7 +93,8 @@ pub async fn receive_over(
         // A decline was said already; the peer's own error needs no answer.
         let peer_spoke = matches!(
             e,
-            OneshotError::Transfer(TransferError::Peer { .. }) | OneshotError::Refused(_)
+            OneshotError::Transfer(TransferError::Peer { .. } | TransferError::Cancelled)
+                | OneshotError::Refused(_)
         );
         if !peer_spoke {
             pipe.tell_peer(e).await;
@@ -112,6 +120,7 @@ struct Run<'a, O> {
     /// Bytes on disk, resumed ones included.
     stored: u64,
     offered: bool,
+    cancel: &'a Cancel,
     observer: &'a mut O,
     out: &'a Path,
     overwrite: bool,
@@ -156,6 +165,10 @@ impl<O: Observer> Run<'_, O> {
                             Some(refusal) => Err(refusal),
                             None => self.observer.offer(&manifest),
                         };
+                        if verdict.is_err() && self.cancel.is_cancelled() {
+                            // Stopped while the offer was shown: the peer hears "cancelled".
+                            return Err(OneshotError::Cancelled);
+                        }
                         if let Err(reason) = verdict {
                             pipe.send_control(&receiver.decline(reason.clone())).await?;
                             pipe.flush(Duration::from_secs(2)).await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::channel_io::FramePipe;
-use super::{CHUNK_SIZE, GROUP_SIZE, Observer, OneshotError};
+use super::{CHUNK_SIZE, Cancel, GROUP_SIZE, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Processed, Side};
 use crate::session::{Connected, SenderRendezvous, SessionOptions};
@@ -47,22 +47,32 @@ pub struct SendReport {
 }
 
 /// Sends `inputs` through the `hooks` of this transfer, telling `observer` the code, the
-/// verification string and the progress.
+/// verification string and the progress, until done or `cancel` is thrown.
 pub async fn send(
     options: SessionOptions,
     inputs: &[PathBuf],
     code: CodeChoice,
     mut hooks: HookChain,
     observer: &mut impl Observer,
+    cancel: &Cancel,
 ) -> Result<SendReport, OneshotError> {
     let found: Scan = scan(inputs)?;
     let (admitted, found) = admit(found, &mut hooks, observer)?;
     // Hashing reads every byte (≈ 0.3 s per GiB here): it runs while the code is shown and the
     // receiver is on its way, not before.
     let mut hashing = hash(found, admitted.offered_encodings.clone());
-    let rendezvous = match code {
-        CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await?,
-        CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await?,
+    // Until the data channel is up, a cancel has no peer to tell, or one that sees this side's
+    // signaling connection end.
+    let opening = async {
+        match code {
+            CodeChoice::Generate { words } => SenderRendezvous::open(options, words).await,
+            CodeChoice::Given(code) => SenderRendezvous::with_code(options, code).await,
+        }
+    };
+    let rendezvous = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(OneshotError::Cancelled),
+        opened = opening => opened?,
     };
     observer.code(rendezvous.code());
     let connecting = rendezvous.connect();
@@ -70,6 +80,8 @@ pub async fn send(
     let mut manifest = None;
     let link = loop {
         tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(OneshotError::Cancelled),
             link = &mut connecting => break link?,
             // A read error fails here, before any receiver was connected.
             hashed = &mut hashing, if manifest.is_none() => {
@@ -79,23 +91,29 @@ pub async fn send(
     };
     let manifest = match manifest {
         Some(manifest) => Ok(manifest),
-        None => offer_ready(hashing.await, observer),
+        // A cancel while hashing goes to the peer as the reason there is no offer.
+        None => tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(OneshotError::Cancelled),
+            hashed = hashing => offer_ready(hashed, observer),
+        },
     };
-    transfer(link, manifest, admitted, hooks, observer).await
+    transfer(link, manifest, admitted, hooks, observer, cancel).await
 }
 
 /// Sends the files of `found` over `link`, a data channel already open (daemon mode), through
-/// the `hooks` of this transfer.
+/// the `hooks` of this transfer, until done or `cancel` is thrown.
 pub async fn send_over(
     link: Connected,
     found: Scan,
     mut hooks: HookChain,
     observer: &mut impl Observer,
+    cancel: &Cancel,
 ) -> Result<SendReport, OneshotError> {
     let (admitted, found) = admit(found, &mut hooks, observer)?;
     let hashing = hash(found, admitted.offered_encodings.clone());
     let manifest = offer_ready(hashing.await, observer);
-    transfer(link, manifest, admitted, hooks, observer).await
+    transfer(link, manifest, admitted, hooks, observer, cancel).await
 }
 
 /// The files the pre-send hooks let through, and what the transfer needs to know of them.
@@ -175,9 +193,10 @@ async fn transfer(
     admitted: Admitted,
     mut hooks: HookChain,
     observer: &mut impl Observer,
+    cancel: &Cancel,
 ) -> Result<SendReport, OneshotError> {
     observer.connected(&link.verification);
-    let mut pipe = FramePipe::new(&mut link);
+    let mut pipe = FramePipe::new(&mut link, cancel);
     let manifest = match manifest {
         Ok(manifest) => manifest,
         Err(error) => {
@@ -218,7 +237,11 @@ async fn transfer(
         Err(e) => {
             let peer_spoke = matches!(
                 e,
-                OneshotError::Transfer(TransferError::Peer { .. } | TransferError::Declined(_))
+                OneshotError::Transfer(
+                    TransferError::Peer { .. }
+                        | TransferError::Declined(_)
+                        | TransferError::Cancelled
+                )
             );
             if !peer_spoke {
                 pipe.tell_peer(&e).await;

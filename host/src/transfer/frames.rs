@@ -21,6 +21,10 @@ const CONTROL_MORE: u8 = 0x02;
 const CHUNK: u8 = 0x03;
 const CHUNK_HEADER: usize = 1 + 4 + 8 + 1;
 
+/// The `kind` of an [`Control::Error`] that says the speaker stopped on purpose (its user pressed
+/// Ctrl-C, its daemon is shutting down), not because something failed.
+pub const CANCELLED_KIND: &str = "cancelled";
+
 /// A control message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -53,7 +57,7 @@ pub enum Control {
     },
     /// Either side gives up.
     Error {
-        /// Machine-readable cause.
+        /// Machine-readable cause ([`CANCELLED_KIND`] when it stopped on purpose).
         kind: String,
         /// For people.
         message: String,

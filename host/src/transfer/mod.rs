@@ -51,6 +51,9 @@ pub enum TransferError {
     /// The receiver declined.
     #[error("the receiver declined: {0}")]
     Declined(String),
+    /// The peer stopped on purpose: its user pressed Ctrl-C, or its daemon is shutting down.
+    #[error("cancelled by the other side (sending the same files again resumes the transfer)")]
+    Cancelled,
     /// The peer reported an error.
     #[error("the peer stopped: {message} ({kind})")]
     Peer {
@@ -59,6 +62,17 @@ pub enum TransferError {
         /// Its message.
         message: String,
     },
+}
+
+impl TransferError {
+    /// What an `error` message from the peer stands for.
+    pub(crate) fn from_peer(kind: String, message: String) -> Self {
+        if kind == frames::CANCELLED_KIND {
+            Self::Cancelled
+        } else {
+            Self::Peer { kind, message }
+        }
+    }
 }
 
 #[cfg(test)]

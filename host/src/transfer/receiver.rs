@@ -69,7 +69,7 @@ impl Receiver {
         match (self.state, frame) {
             (_, Frame::Control(Control::Error { kind, message })) => {
                 self.state = State::Finished;
-                Err(TransferError::Peer { kind, message })
+                Err(TransferError::from_peer(kind, message))
             }
             (State::AwaitHello, Frame::Control(Control::Hello { version })) => {
                 if version != PROTOCOL_VERSION {

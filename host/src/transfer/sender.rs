@@ -87,7 +87,7 @@ impl Sender {
         match (self.state, message) {
             (_, Control::Error { kind, message }) => {
                 self.state = State::Finished;
-                Err(TransferError::Peer { kind, message })
+                Err(TransferError::from_peer(kind, message))
             }
             (State::AwaitHello, Control::Hello { version }) => {
                 if version != PROTOCOL_VERSION {

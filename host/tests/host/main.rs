@@ -7,6 +7,7 @@
     unreachable_pub
 )]
 
+mod cancel;
 mod cli;
 mod config_cli;
 mod corpus;

@@ -191,6 +191,17 @@ impl Running {
         }
     }
 
+    /// Sends it a signal by name (`INT`, `TERM`), as a user's Ctrl-C or `kill` would.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the process has exited already");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
     /// The next line it prints on stdout.
     pub async fn next_line(&mut self) -> String {
         tokio::time::timeout(std::time::Duration::from_secs(30), self.lines.recv())

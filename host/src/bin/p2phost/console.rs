@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use p2phost::code::TransferCode;
-use p2phost::oneshot::Observer;
+use p2phost::oneshot::{Cancel, Observer};
 use p2phost::transfer::ValidManifest;
 use serde_json::json;
 
@@ -38,10 +38,18 @@ pub(crate) struct Console {
     bar: Option<ProgressBar>,
     total: u64,
     last_json_progress: Option<Instant>,
+    /// Thrown by Ctrl-C: a question waiting for its answer gives up.
+    cancel: Cancel,
 }
 
 impl Console {
-    pub(crate) fn new(style: Style, verify: bool, yes: bool, receive_flags: String) -> Self {
+    pub(crate) fn new(
+        style: Style,
+        verify: bool,
+        yes: bool,
+        receive_flags: String,
+        cancel: Cancel,
+    ) -> Self {
         Self {
             style,
             verify,
@@ -50,6 +58,7 @@ impl Console {
             bar: None,
             total: 0,
             last_json_progress: None,
+            cancel,
         }
     }
 
@@ -119,13 +128,34 @@ impl Console {
             return Err("no terminal to ask on, and --yes was not given".into());
         }
         eprint!("accept? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let answer = self
+            .read_answer()
+            .ok_or("cancelled at the question (Ctrl-C)")?;
         let answer = answer.trim();
         if answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes") {
             Ok(())
         } else {
             Err("the receiver said no".into())
+        }
+    }
+}
+
+impl Console {
+    /// A line from the terminal, or `None` once Ctrl-C was pressed: the read happens on a thread
+    /// of its own, since a blocked read cannot be interrupted.
+    fn read_answer(&self) -> Option<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            let _ = tx.send(answer);
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(answer) => return Some(answer),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !self.cancel.is_cancelled() => {}
+                Err(_) => return None,
+            }
         }
     }
 }

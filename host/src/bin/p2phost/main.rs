@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use p2phost::code::TransferCode;
-use p2phost::oneshot::{self, CodeChoice, OneshotError};
+use p2phost::oneshot::{self, Cancel, CodeChoice, EXIT_CANCELLED, OneshotError};
 use tracing_subscriber::EnvFilter;
 
 use args::{Cli, Command, Common, PluginAction};
@@ -76,6 +76,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let cancel = Cancel::new();
     let (mut console, result) = match cli.command {
         Command::Send {
             common,
@@ -83,8 +84,10 @@ fn main() {
             code,
             paths,
         } => {
-            let mut console = console(&common, false);
-            let result = runtime.block_on(send(&common, &mut console, words, code, &paths));
+            let mut console = console(&common, false, &cancel);
+            runtime.spawn(stop_on_interrupt(cancel.clone()));
+            let result =
+                runtime.block_on(send(&common, &mut console, words, code, &paths, &cancel));
             (console, result)
         }
         Command::Receive {
@@ -94,9 +97,14 @@ fn main() {
             yes,
             code,
         } => {
-            let mut console = console(&common, yes);
-            let result =
-                runtime.block_on(receive(&common, &mut console, &out, overwrite, yes, &code));
+            let mut console = console(&common, yes, &cancel);
+            runtime.spawn(stop_on_interrupt(cancel.clone()));
+            let to = Destination {
+                out: &out,
+                overwrite,
+                yes,
+            };
+            let result = runtime.block_on(receive(&common, &mut console, to, &code, &cancel));
             (console, result)
         }
         Command::Plugin {
@@ -119,6 +127,29 @@ fn main() {
     }
 }
 
+/// How long a transfer stopped by Ctrl-C may take to tell its peer before the process just ends.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On Ctrl-C (or SIGTERM) the transfer stops and tells its peer; a second Ctrl-C, or a transfer
+/// that has not ended within [`STOP_GRACE`], ends the process at once.
+async fn stop_on_interrupt(cancel: Cancel) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    cancel.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = tokio::time::sleep(STOP_GRACE) => {}
+    }
+    eprintln!("\ninterrupted");
+    std::process::exit(EXIT_CANCELLED);
+}
+
 /// Ends a command that reports through anyhow: its error chain on stderr, exit status 1... or 2
 /// for a config file's mistake.
 fn exit_with(result: anyhow::Result<()>) -> ! {
@@ -133,7 +164,7 @@ fn exit_with(result: anyhow::Result<()>) -> ! {
     }
 }
 
-fn console(common: &Common, yes: bool) -> Console {
+fn console(common: &Common, yes: bool, cancel: &Cancel) -> Console {
     let style = if common.json {
         Style::Json
     } else if common.quiet {
@@ -148,7 +179,7 @@ fn console(common: &Common, yes: bool) -> Console {
     } else {
         format!(" --server {}", common.server)
     };
-    Console::new(style, common.verify, yes, receive_flags)
+    Console::new(style, common.verify, yes, receive_flags, cancel.clone())
 }
 
 async fn send(
@@ -157,6 +188,7 @@ async fn send(
     words: u16,
     code: Option<String>,
     paths: &[PathBuf],
+    cancel: &Cancel,
 ) -> Result<(), Failure> {
     let options = common.session_options().map_err(Failure::usage)?;
     let code = match code {
@@ -166,7 +198,7 @@ async fn send(
         },
     };
     let hooks = hooks(common)?;
-    let report = oneshot::send(options, paths, code, hooks, console).await?;
+    let report = oneshot::send(options, paths, code, hooks, console, cancel).await?;
     console.done(
         "sent",
         &Totals::new(
@@ -180,14 +212,25 @@ async fn send(
     Ok(())
 }
 
+/// Where `receive` puts the files, and how it takes the offer.
+struct Destination<'a> {
+    out: &'a Path,
+    overwrite: bool,
+    yes: bool,
+}
+
 async fn receive(
     common: &Common,
     console: &mut Console,
-    out: &Path,
-    overwrite: bool,
-    yes: bool,
+    to: Destination<'_>,
     code: &str,
+    cancel: &Cancel,
 ) -> Result<(), Failure> {
+    let Destination {
+        out,
+        overwrite,
+        yes,
+    } = to;
     let options = common.session_options().map_err(Failure::usage)?;
     let code = TransferCode::parse(code).map_err(|e| Failure::usage(e.to_string()))?;
     if !yes && !std::io::stdin().is_terminal() {
@@ -199,7 +242,7 @@ async fn receive(
         });
     }
     let hooks = hooks(common)?;
-    let report = oneshot::receive(options, &code, out, overwrite, hooks, console).await?;
+    let report = oneshot::receive(options, &code, out, overwrite, hooks, console, cancel).await?;
     console.done(
         "received",
         &Totals::new(

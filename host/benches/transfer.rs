@@ -306,14 +306,14 @@ fn launch_p2phost(signaling: &Signaling, source: &Path, out: &Path, file: PathBu
             .arg(out)
             .arg(&code),
     );
-    let mut part = file.clone().into_os_string();
-    part.push(".part");
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let part = file.with_file_name(p2phost::store::part_name(name));
     Launched {
         sender,
         receiver,
         started,
         file,
-        partial: Some(part.into()),
+        partial: Some(part),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `p2phost receive`: take the offer, write `.part` files, verify, rename, confirm.
+//! `p2phost receive`: take the offer, write part files, verify, rename, confirm.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use super::{Cancel, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
 use crate::session::{self, Connected, SessionOptions};
-use crate::store::PartFile;
+use crate::store::{Destination, PartFile, PartFiles};
 use crate::transfer::{Control, Frame, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
 fn violation(what: &str) -> OneshotError {
@@ -73,7 +73,7 @@ pub async fn receive_over(
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;
     let mut run = Run {
-        parts: Vec::new(),
+        parts: PartFiles::new(),
         paths: Vec::new(),
         total: 0,
         started: Instant::now(),
@@ -113,7 +113,7 @@ pub async fn receive_over(
 }
 
 struct Run<'a, O> {
-    parts: Vec<Option<PartFile>>,
+    parts: PartFiles,
     paths: Vec<PathBuf>,
     total: u64,
     started: Instant,
@@ -187,8 +187,7 @@ impl<O: Observer> Run<'_, O> {
                     ReceiverEvent::FileComplete(file) => {
                         let part = self
                             .parts
-                            .get_mut(file)
-                            .and_then(Option::take)
+                            .take(file)
                             .ok_or_else(|| violation(&format!("file {file} completed twice")))?;
                         // Verifies, syncs and renames: the slow part on a real disk.
                         let path = super::blocking_io(|| part.finish())?;
@@ -255,11 +254,12 @@ impl<O: Observer> Run<'_, O> {
     fn part(&mut self, file: usize) -> Result<&mut PartFile, OneshotError> {
         self.parts
             .get_mut(file)
-            .and_then(Option::as_mut)
             .ok_or_else(|| violation(&format!("data for file {file}, which is not open")))
     }
 
-    /// Creates the folders, opens every `.part` file and answers with the resume offsets.
+    /// Creates the offer's folders inside `out` (never through a link), checks each file's part
+    /// file for what can be resumed (closing it again: see [`PartFiles`]) and answers with the
+    /// resume offsets.
     fn accept(
         &mut self,
         receiver: &mut Receiver,
@@ -267,26 +267,21 @@ impl<O: Observer> Run<'_, O> {
     ) -> Result<(Control, Vec<ReceiverEvent>), OneshotError> {
         // Before anything is created: an offer that cannot fit is refused whole.
         crate::store::check_space(self.out, manifest.files.iter().map(|f| (&f.path, f.size)))?;
-        std::fs::create_dir_all(self.out).map_err(|source| crate::store::StoreError::Io {
-            path: self.out.to_path_buf(),
-            source,
-        })?;
+        let destination = Destination::open(self.out)?;
         for dir in &manifest.dirs {
-            let path = dir.under(self.out);
-            std::fs::create_dir_all(&path)
-                .map_err(|source| crate::store::StoreError::Io { path, source })?;
+            destination.make_dir(dir)?;
         }
         let mut offsets = Vec::with_capacity(manifest.files.len());
         for file in &manifest.files {
             let (part, offset) = PartFile::open(
-                self.out,
+                &destination,
                 &file.path,
                 file.size,
                 file.groups.clone(),
                 file.hash,
                 self.overwrite,
             )?;
-            self.parts.push(Some(part.with_mode(file.mode)));
+            self.parts.push(part.with_mode(file.mode));
             offsets.push(offset);
         }
         self.total = manifest.total_bytes;

@@ -1,19 +1,22 @@
-//! A file being received: `NAME.part`, verified group by group, renamed into place at the end.
+//! A file being received: `NAME.p2phost-part`, verified group by group, renamed into place at the
+//! end.
+//!
+//! Every name is reached from the [`Destination`] without following links, and the part file is
+//! opened only while bytes go into it: none exists for a file that never got a byte, and a
+//! [`PartFiles`](super::PartFiles) set keeps only a few open whatever the size of the offer.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::SafePath;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
-/// The BLAKE3 hash of every chunk group of a file, in order; the last group may be short.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChunkGroups {
-    /// Bytes per group (the last one may hold fewer).
-    pub group_size: u64,
-    /// One hash per group.
-    pub hashes: Vec<blake3::Hash>,
-}
+use super::destination::Folder;
+use super::part_name::{Maker, maker, mark, part_name, unmark};
+use super::{ChunkGroups, Destination, SafePath};
 
 /// Why a file could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,18 @@ pub enum StoreError {
     /// A directory on the way is a symbolic link, which could lead outside the destination.
     #[error("{} is a symbolic link; refusing to write through it", .0.display())]
     Symlink(PathBuf),
+    /// Something other than a folder where the offer has one.
+    #[error("{} is in the way: the offer needs a folder there; it was left untouched", .0.display())]
+    NotAFolder(PathBuf),
+    /// A file has the name of a part file but p2phost did not make it (or not for this file).
+    #[error(
+        "{} is in the way: it has the name of a p2phost partial file but was not written by p2phost for this file; it was left untouched (move it away and receive again)",
+        .0.display()
+    )]
+    ForeignPart(PathBuf),
+    /// The part file was replaced by another file while the transfer ran.
+    #[error("{} was replaced by another file during the transfer; it was left untouched", .0.display())]
+    Replaced(PathBuf),
     /// Received bytes do not match the sender's hash.
     #[error("{}: chunk group {group} does not match the sender's hash; the data was corrupted", .path.display())]
     Corrupt {
@@ -74,47 +89,21 @@ pub enum StoreError {
     },
 }
 
-impl ChunkGroups {
-    /// Hashes `reader` (of `size` bytes) in groups of `group_size`; also returns the whole file's hash.
-    pub fn compute(
-        reader: &mut impl Read,
-        size: u64,
-        group_size: u64,
-    ) -> io::Result<(Self, blake3::Hash)> {
-        let group_size = group_size.max(1);
-        let mut whole = blake3::Hasher::new();
-        let mut hashes = Vec::new();
-        let mut left = size;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let mut group = blake3::Hasher::new();
-            let mut in_group = group_size.min(left);
-            left -= in_group;
-            while in_group > 0 {
-                let want = usize::try_from(in_group.min(buf.len() as u64)).unwrap_or(buf.len());
-                let chunk = &mut buf[..want];
-                reader.read_exact(chunk)?;
-                group.update(chunk);
-                whole.update(chunk);
-                in_group -= want as u64;
-            }
-            hashes.push(group.finalize());
-        }
-        Ok((Self { group_size, hashes }, whole.finalize()))
-    }
-
-    /// Groups needed for `size` bytes.
-    pub fn groups_for(&self, size: u64) -> usize {
-        usize::try_from(size.div_ceil(self.group_size.max(1))).unwrap_or(usize::MAX)
-    }
-}
-
 /// A file being received.
 #[derive(Debug)]
 pub struct PartFile {
+    destination: Arc<Destination>,
+    /// Where it goes, relative to the destination.
+    path: SafePath,
     final_path: PathBuf,
-    part_path: PathBuf,
-    file: File,
+    part_name: String,
+    /// Open while bytes go into it.
+    file: Option<File>,
+    /// Device and inode of the part file once it exists: it is opened again only if it is still
+    /// that file.
+    identity: Option<(u64, u64)>,
+    /// It carries p2phost's mark (to take off before the rename).
+    marked: bool,
     size: u64,
     groups: ChunkGroups,
     overwrite: bool,
@@ -126,37 +115,50 @@ pub struct PartFile {
     mode: Option<u32>,
 }
 
-/// Whether `path` is a regular file of `size` bytes hashing to `hash`.
-fn same_content(path: &Path, size: u64, hash: &blake3::Hash) -> bool {
-    let Ok(meta) = fs::symlink_metadata(path) else {
+/// Whether `name` in `folder` is a regular file of `size` bytes hashing to `hash`.
+fn same_content(folder: &Folder<'_>, name: &str, size: u64, hash: &blake3::Hash) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::openat(folder, name, flags, Mode::empty()) else {
         return false;
     };
-    if !meta.is_file() || meta.len() != size {
-        return false;
-    }
+    let regular = rustix::fs::fstat(&fd).is_ok_and(|stat| {
+        FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+            && u64::try_from(stat.st_size).ok() == Some(size)
+    });
     let mut hasher = blake3::Hasher::new();
-    File::open(path)
-        .and_then(|mut f| io::copy(&mut f, &mut hasher))
-        .is_ok_and(|copied| copied == size && hasher.finalize() == *hash)
+    regular
+        && io::copy(&mut File::from(fd), &mut hasher)
+            .is_ok_and(|copied| copied == size && hasher.finalize() == *hash)
+}
+
+/// Whether `name` in `folder` exists, whatever it is (a link included).
+fn exists(folder: &Folder<'_>, name: &str) -> bool {
+    rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+fn identity_of(fd: impl AsFd) -> io::Result<(u64, u64, FileType)> {
+    let stat = rustix::fs::fstat(fd)?;
+    Ok((
+        stat.st_dev,
+        stat.st_ino,
+        FileType::from_raw_mode(stat.st_mode),
+    ))
 }
 
 impl PartFile {
-    /// Opens `path` under `root` for receiving `size` bytes. Returns the offset to resume from: the
-    /// end of the last chunk group of an existing `NAME.part` that matches the sender's hashes (0
-    /// for a new file, or for a part file of other content).
+    /// Prepares to receive `path` under `destination`, `size` bytes. Returns the offset to resume
+    /// from: the end of the last chunk group of an existing part file of ours that matches the
+    /// sender's hashes (0 for a new file, or for a part file of other content). Creates nothing;
+    /// a part file found is checked, cut to that offset and closed again.
     pub fn open(
-        root: &Path,
+        destination: &Arc<Destination>,
         path: &SafePath,
         size: u64,
         groups: ChunkGroups,
         file_hash: blake3::Hash,
         overwrite: bool,
     ) -> Result<(Self, u64), StoreError> {
-        let final_path = path.under(root);
-        let io_err = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::Io { path: p, source }
-        };
+        let final_path = path.under(destination.path());
         if groups.hashes.len() != groups.groups_for(size) {
             return Err(StoreError::Manifest {
                 path: final_path,
@@ -164,57 +166,81 @@ impl PartFile {
                 got: groups.hashes.len(),
             });
         }
-        if !overwrite && fs::symlink_metadata(&final_path).is_ok() {
-            // A file already received whole (by an earlier, cut attempt) is kept and not sent again.
-            if same_content(&final_path, size, &file_hash) {
-                let file = File::open(&final_path).map_err(io_err(&final_path))?;
-                let part = Self {
-                    mode: None,
-                    part_path: final_path.clone(),
-                    final_path,
-                    file,
-                    size,
-                    groups,
-                    overwrite,
-                    written: size,
-                    group: blake3::Hasher::new(),
-                    already_there: true,
-                };
-                return Ok((part, size));
-            }
-            return Err(StoreError::Exists(final_path));
-        }
-        make_parents(root, &final_path)?;
-        let part_path = Self::part_path(root, path);
-        if fs::symlink_metadata(&part_path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(StoreError::Symlink(part_path));
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&part_path)
-            .map_err(io_err(&part_path))?;
-
         let mut part = Self {
-            mode: None,
+            destination: Arc::clone(destination),
+            path: path.clone(),
             final_path,
-            part_path,
-            file: file.try_clone().map_err(io_err(root))?,
+            part_name: part_name(path.file_name()),
+            file: None,
+            identity: None,
+            marked: false,
             size,
             groups,
             overwrite,
             written: 0,
             group: blake3::Hasher::new(),
             already_there: false,
+            mode: None,
         };
-        let resume = part.verified_prefix(&mut file)?;
-        file.set_len(resume).map_err(io_err(&part.part_path))?;
-        file.seek(SeekFrom::Start(resume))
-            .map_err(io_err(&part.part_path))?;
-        part.file = file;
+        let Some(folder) = destination.parent_of(path, false)? else {
+            return Ok((part, 0));
+        };
+        if !overwrite && exists(&folder, path.file_name()) {
+            // A file already received whole (by an earlier, cut attempt) is kept and not sent again.
+            if same_content(&folder, path.file_name(), size, &file_hash) {
+                part.already_there = true;
+                part.written = size;
+                return Ok((part, size));
+            }
+            return Err(StoreError::Exists(part.final_path));
+        }
+        let resume = part.resume(&folder)?;
         Ok((part, resume))
+    }
+
+    /// Where the part file is, or would be.
+    fn part_file_path(&self) -> PathBuf {
+        self.final_path.with_file_name(&self.part_name)
+    }
+
+    /// An I/O error on the part file.
+    fn io_error(&self) -> impl Fn(io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: self.part_file_path(),
+            source,
+        }
+    }
+
+    /// The verified length of an existing part file of ours (which is cut to it); 0 if there is
+    /// none. One that is not ours is an error, and left as it is.
+    fn resume(&mut self, folder: &Folder<'_>) -> Result<u64, StoreError> {
+        // Looked at before it is opened: opening a device or a pipe can block or act.
+        match rustix::fs::statat(folder, self.part_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Ok(0),
+            Err(e) => return Err(self.io_error()(e.into())),
+            Ok(stat) => match FileType::from_raw_mode(stat.st_mode) {
+                FileType::RegularFile => {}
+                FileType::Symlink => return Err(StoreError::Symlink(self.part_file_path())),
+                _ => return Err(StoreError::ForeignPart(self.part_file_path())),
+            },
+        }
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(folder, self.part_name.as_str(), flags, Mode::empty())
+            .map_err(|e| self.io_error()(e.into()))?;
+        let (dev, ino, kind) = identity_of(&fd).map_err(self.io_error())?;
+        if kind != FileType::RegularFile {
+            return Err(StoreError::ForeignPart(self.part_file_path()));
+        }
+        match maker(&fd, self.path.file_name()).map_err(self.io_error())? {
+            Maker::Someone => return Err(StoreError::ForeignPart(self.part_file_path())),
+            Maker::Us => self.marked = true,
+            Maker::Unknown => {}
+        }
+        let mut file = File::from(fd);
+        let resume = self.verified_prefix(&mut file)?;
+        file.set_len(resume).map_err(self.io_error())?;
+        self.identity = Some((dev, ino));
+        Ok(resume)
     }
 
     /// Hashes the existing part file group by group, up to the first group that does not match, and
@@ -222,10 +248,7 @@ impl PartFile {
     fn verified_prefix(&mut self, file: &mut File) -> Result<u64, StoreError> {
         let on_disk = file
             .metadata()
-            .map_err(|source| StoreError::Io {
-                path: self.part_path.clone(),
-                source,
-            })?
+            .map_err(self.io_error())?
             .len()
             .min(self.size);
         let mut verified = 0u64;
@@ -239,11 +262,7 @@ impl PartFile {
             let mut left = len;
             while left > 0 {
                 let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-                file.read_exact(&mut buf[..want])
-                    .map_err(|source| StoreError::Io {
-                        path: self.part_path.clone(),
-                        source,
-                    })?;
+                file.read_exact(&mut buf[..want]).map_err(self.io_error())?;
                 group.update(&buf[..want]);
                 left -= want as u64;
             }
@@ -256,13 +275,83 @@ impl PartFile {
         Ok(verified)
     }
 
+    /// The part file, open for writing at [`PartFile::written`]: created (with the folders on its
+    /// way) if it does not exist yet, opened again if it was closed.
+    fn writable(&mut self) -> Result<&mut File, StoreError> {
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => self.open_part()?,
+        };
+        Ok(self.file.insert(file))
+    }
+
+    /// Opens the part file again (only if it is still the file it was), or creates it.
+    fn open_part(&mut self) -> Result<File, StoreError> {
+        let destination = Arc::clone(&self.destination);
+        let folder = destination
+            .parent_of(&self.path, true)?
+            .ok_or_else(|| StoreError::NotAFolder(self.part_file_path()))?;
+        let name = self.part_name.as_str();
+        let Some(identity) = self.identity else {
+            return self.create(&folder);
+        };
+        let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(&folder, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::LOOP) => return Err(StoreError::Symlink(self.part_file_path())),
+            Err(e) => return Err(self.io_error()(e.into())),
+        };
+        let (dev, ino, _) = identity_of(&fd).map_err(self.io_error())?;
+        if (dev, ino) != identity {
+            return Err(StoreError::Replaced(self.part_file_path()));
+        }
+        let mut file = File::from(fd);
+        file.seek(SeekFrom::Start(self.written))
+            .map_err(self.io_error())?;
+        Ok(file)
+    }
+
+    /// Creates the part file, which must not exist: whatever has its name is not this transfer's.
+    fn create(&mut self, folder: &Folder<'_>) -> Result<File, StoreError> {
+        let name = self.part_name.as_str();
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd: OwnedFd = match rustix::fs::openat(folder, name, flags, Mode::from_raw_mode(0o666))
+        {
+            Ok(fd) => fd,
+            Err(Errno::EXIST) => return Err(StoreError::ForeignPart(self.part_file_path())),
+            Err(e) => return Err(self.io_error()(e.into())),
+        };
+        match mark(&fd, self.path.file_name()) {
+            Ok(marked) => self.marked = marked,
+            Err(e) => {
+                // Unmarked, it would look like someone else's next time: not kept.
+                let _ = rustix::fs::unlinkat(folder, name, AtFlags::empty());
+                return Err(self.io_error()(e));
+            }
+        }
+        let (dev, ino, _) = identity_of(&fd).map_err(self.io_error())?;
+        self.identity = Some((dev, ino));
+        Ok(File::from(fd))
+    }
+
+    /// Closes the part file, if open; it is opened again when needed.
+    pub fn close(&mut self) {
+        self.file = None;
+    }
+
+    /// Whether the part file is open.
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Bytes written and verified so far.
     pub fn written(&self) -> u64 {
         self.written
     }
 
     /// Appends `bytes`, which must start at [`PartFile::written`]. Each chunk group is checked as it
-    /// completes, so corruption fails the file early.
+    /// completes, so corruption fails the file early. The part file is created by the first write.
     pub fn write(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         if offset != self.written || self.written + bytes.len() as u64 > self.size {
             return Err(StoreError::Length {
@@ -275,12 +364,13 @@ impl PartFile {
                 ),
             });
         }
-        self.file
-            .write_all(bytes)
-            .map_err(|source| StoreError::Io {
-                path: self.part_path.clone(),
+        let file = self.writable()?;
+        if let Err(source) = file.write_all(bytes) {
+            return Err(StoreError::Io {
+                path: self.part_file_path(),
                 source,
-            })?;
+            });
+        }
         let group_size = self.groups.group_size;
         let mut rest = bytes;
         while !rest.is_empty() {
@@ -304,14 +394,13 @@ impl PartFile {
         Ok(())
     }
 
-    /// Where the `.part` of `path` under `root` is written.
+    /// Where the part file of `path` under `root` is written.
     pub fn part_path(root: &Path, path: &SafePath) -> PathBuf {
-        path.under(root)
-            .with_file_name(format!("{}.part", path.file_name()))
+        path.under(root).with_file_name(part_name(path.file_name()))
     }
 
     /// Gives the stored file the sender's permission bits within what the receiver's umask gave
-    /// the `.part`: executables stay executable (where the file is readable), private files stay
+    /// the part file: executables stay executable (where the file is readable), private files stay
     /// private, and nothing gets more than the umask allows or the special bits.
     pub fn with_mode(mut self, mode: u32) -> Self {
         self.mode = Some(mode & 0o777);
@@ -320,14 +409,10 @@ impl PartFile {
 
     /// Checks the whole file was written, syncs it, and moves it to its final name. Without `overwrite` an
     /// existing file is never replaced, even one that appeared during the transfer.
-    pub fn finish(self) -> Result<PathBuf, StoreError> {
+    pub fn finish(mut self) -> Result<PathBuf, StoreError> {
         if self.already_there {
             return Ok(self.final_path);
         }
-        let io_err = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::Io { path: p, source }
-        };
         if self.written != self.size {
             return Err(StoreError::Length {
                 path: self.final_path,
@@ -337,75 +422,68 @@ impl PartFile {
         // Every byte was checked: each chunk group as it completed (against the hashes of the
         // offer), and a resumed prefix group by group when the file was opened. Hashing the whole
         // file again cost the receiver a tenth of its CPU (docs/BENCHMARKS.md).
+        // An empty file, or one resumed whole, gets its part file (or has it opened) here.
+        self.writable()?;
+        let Some(file) = self.file.take() else {
+            return Err(StoreError::Replaced(self.part_file_path()));
+        };
         #[cfg(unix)]
         if let Some(sender) = self.mode {
             use std::os::unix::fs::PermissionsExt;
-            let created = self
-                .file
+            let created = file
                 .metadata()
-                .map_err(io_err(&self.part_path))?
+                .map_err(self.io_error())?
                 .permissions()
                 .mode()
                 & 0o777;
             let executable = sender & 0o111 & ((created & 0o444) >> 2);
             let mode = (created & (sender | 0o600)) | executable;
-            self.file
-                .set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(io_err(&self.part_path))?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(self.io_error())?;
         }
-        self.file.sync_all().map_err(io_err(&self.part_path))?;
-        drop(self.file);
-        if self.overwrite {
-            fs::rename(&self.part_path, &self.final_path).map_err(io_err(&self.final_path))?;
-        } else {
-            // A hard link fails if the name exists, atomically; rename would replace it.
-            match fs::hard_link(&self.part_path, &self.final_path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(StoreError::Exists(self.final_path));
-                }
-                Err(e) => {
-                    return Err(StoreError::Io {
-                        path: self.final_path,
-                        source: e,
-                    });
-                }
-            }
-            fs::remove_file(&self.part_path).map_err(io_err(&self.part_path))?;
+        if self.marked {
+            unmark(&file).map_err(self.io_error())?;
         }
-        if let Some(parent) = self.final_path.parent() {
-            // Make the new name durable too; not every filesystem can sync a directory.
-            let _ = File::open(parent).and_then(|d| d.sync_all());
-        }
+        file.sync_all().map_err(self.io_error())?;
+        drop(file);
+        self.move_into_place()?;
         Ok(self.final_path)
     }
-}
 
-/// Creates the directories between `root` and `path`, refusing to pass through a symbolic link.
-fn make_parents(root: &Path, path: &Path) -> Result<(), StoreError> {
-    let Some(parent) = path.parent() else {
-        return Ok(());
-    };
-    let relative = parent.strip_prefix(root).unwrap_or(Path::new(""));
-    let mut at = root.to_path_buf();
-    for component in relative.components() {
-        at.push(component);
-        match fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => return Err(StoreError::Symlink(at)),
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(StoreError::Io {
-                    path: at,
-                    source: io::Error::new(io::ErrorKind::AlreadyExists, "not a directory"),
-                });
-            }
-            Err(_) => fs::create_dir(&at).map_err(|source| StoreError::Io {
-                path: at.clone(),
-                source,
-            })?,
+    /// Gives the synced part file its final name, in the folder reached again from the
+    /// destination (a link swapped in on the way since is refused), and makes the name durable.
+    fn move_into_place(&self) -> Result<(), StoreError> {
+        let folder = self
+            .destination
+            .parent_of(&self.path, false)?
+            .ok_or_else(|| StoreError::Replaced(self.part_file_path()))?;
+        let (part, name) = (self.part_name.as_str(), self.path.file_name());
+        // Still the file written: the name may have been given to another since it was closed.
+        let same = rustix::fs::statat(&folder, part, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| Some((stat.st_dev, stat.st_ino)) == self.identity);
+        if !same {
+            return Err(StoreError::Replaced(self.part_file_path()));
         }
+        let at_final = |e: Errno| StoreError::Io {
+            path: self.final_path.clone(),
+            source: e.into(),
+        };
+        if self.overwrite {
+            rustix::fs::renameat(&folder, part, &folder, name).map_err(at_final)?;
+        } else {
+            // A hard link fails if the name exists, atomically; rename would replace it.
+            match rustix::fs::linkat(&folder, part, &folder, name, AtFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::EXIST) => return Err(StoreError::Exists(self.final_path.clone())),
+                Err(e) => return Err(at_final(e)),
+            }
+            rustix::fs::unlinkat(&folder, part, AtFlags::empty())
+                .map_err(|e| self.io_error()(e.into()))?;
+        }
+        // Make the new name durable too; not every filesystem can sync a directory.
+        let _ = rustix::fs::fsync(&folder);
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

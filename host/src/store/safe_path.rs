@@ -33,7 +33,8 @@ pub enum PathError {
     /// A NUL, control character, backslash or another character Windows or Unix filesystems cannot hold.
     #[error("{0:?} contains a character not allowed in file names ({1:?})")]
     BadCharacter(String, char),
-    /// A name Windows reserves for devices (`CON`, `NUL`, `COM1`…), or one ending in a dot or space.
+    /// A name Windows reserves for devices (`CON`, `NUL`, `COM1`…), one ending in a dot or space, or
+    /// the name of a p2phost part file (`NAME.p2phost-part`).
     #[error("{0:?} uses a reserved or unportable name {1:?}")]
     Reserved(String, String),
     /// Over [`MAX_PATH_BYTES`], [`MAX_NAME_BYTES`] or [`MAX_DEPTH`].
@@ -77,6 +78,11 @@ impl SafePath {
         path
     }
 
+    /// Its names, outermost first.
+    pub fn components(&self) -> &[String] {
+        &self.components
+    }
+
     /// The last component.
     pub fn file_name(&self) -> &str {
         self.components.last().map_or("", String::as_str)
@@ -114,7 +120,12 @@ fn check_name(path: &str, name: &str) -> Result<(), PathError> {
         return Err(PathError::BadCharacter(owned(), bad));
     }
     let stem = name.split('.').next().unwrap_or(name).trim_end();
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem)) || name.ends_with(['.', ' ']) {
+    // A part file's name is p2phost's own: a peer offering one could pass a file off as the
+    // partial file of another.
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem))
+        || name.ends_with(['.', ' '])
+        || super::is_part_name(name)
+    {
         return Err(PathError::Reserved(owned(), name.to_owned()));
     }
     Ok(())
@@ -187,6 +198,12 @@ mod tests {
             ("con.txt.d/file", |e| matches!(e, PathError::Reserved(..))),
             ("trailing.", |e| matches!(e, PathError::Reserved(..))),
             ("trailing ", |e| matches!(e, PathError::Reserved(..))),
+            ("a.txt.p2phost-part", |e| {
+                matches!(e, PathError::Reserved(..))
+            }),
+            ("d/A.TXT.P2PHOST-PART", |e| {
+                matches!(e, PathError::Reserved(..))
+            }),
         ];
         for (path, expected) in cases {
             match SafePath::from_peer(path) {

@@ -29,7 +29,8 @@ pub struct Scan {
     pub files: Vec<ScannedFile>,
     /// Every folder, empty ones included.
     pub dirs: Vec<SafePath>,
-    /// Left out: symbolic links and special files (sockets, pipes, devices), with the reason.
+    /// Left out: symbolic links, special files (sockets, pipes, devices) and the part files of
+    /// unfinished receives, with the reason.
     pub skipped: Vec<(PathBuf, &'static str)>,
 }
 
@@ -141,6 +142,12 @@ fn walk(
     let kind = meta.file_type();
     if kind.is_symlink() {
         found.skipped.push((source.to_path_buf(), "symbolic link"));
+    } else if kind.is_file() && super::is_part_name(relative.rsplit('/').next().unwrap_or("")) {
+        // No receiver takes that name: it is p2phost's own, for what it has not finished receiving.
+        found.skipped.push((
+            source.to_path_buf(),
+            "partial file of an unfinished receive",
+        ));
     } else if kind.is_file() {
         found.files.push(ScannedFile {
             source: source.to_path_buf(),
@@ -219,6 +226,7 @@ mod tests {
         fs::write(root.join("b.jpg"), b"bb").unwrap_or_else(|e| panic!("{e}"));
         fs::write(root.join("a.jpg"), b"a").unwrap_or_else(|e| panic!("{e}"));
         fs::write(root.join("2026/c.raw"), b"ccc").unwrap_or_else(|e| panic!("{e}"));
+        fs::write(root.join("d.bin.p2phost-part"), b"half").unwrap_or_else(|e| panic!("{e}"));
         std::os::unix::fs::symlink("/etc/passwd", root.join("link"))
             .unwrap_or_else(|e| panic!("{e}"));
         let single = dir.path().join("notes.txt");
@@ -237,7 +245,16 @@ mod tests {
         );
         let dirs: Vec<String> = found.dirs.iter().map(ToString::to_string).collect();
         assert_eq!(dirs, ["photos", "photos/2026", "photos/2026/empty"]);
-        assert_eq!(found.skipped, vec![(root.join("link"), "symbolic link")]);
+        assert_eq!(
+            found.skipped,
+            vec![
+                (
+                    root.join("d.bin.p2phost-part"),
+                    "partial file of an unfinished receive"
+                ),
+                (root.join("link"), "symbolic link")
+            ]
+        );
 
         let manifest = found
             .manifest(4096, 65536)

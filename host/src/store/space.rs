@@ -21,7 +21,7 @@ pub fn available_bytes(dir: &Path) -> io::Result<u64> {
 }
 
 /// Checks that the files of an offer fit under `root`. `files` are (path, size); bytes already in
-/// a `.part` file from an earlier attempt are not needed again.
+/// a part file from an earlier attempt are not needed again.
 pub fn check_space<'a>(
     root: &Path,
     files: impl IntoIterator<Item = (&'a SafePath, u64)>,
@@ -82,7 +82,7 @@ mod tests {
         let free = available_bytes(dir.path()).unwrap();
         // A sparse `.part` as long as the whole disk's free space and more: resuming it needs
         // only what is missing.
-        let part = std::fs::File::create(dir.path().join("huge.bin.part")).unwrap();
+        let part = std::fs::File::create(dir.path().join("huge.bin.p2phost-part")).unwrap();
         part.set_len(free + 4096).unwrap();
         check_space(dir.path(), [(&huge, free + 8192)]).unwrap();
         // A margin of 1 GiB, in case other programs free space meanwhile.

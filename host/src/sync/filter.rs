@@ -1,7 +1,12 @@
 //! Which files of a watched folder are synced, decided from the relative path alone.
 //!
 //! Left out, always:
-//! - p2phost's own `NAME.part` files (a file being received, renamed into place when complete);
+//! - p2phost's own part files, `NAME.p2phost-part` (a file being received, renamed into place
+//!   when complete);
+//! - other programs' partial downloads, `*.part` (Firefox, KDE and others write `NAME.part` and
+//!   rename it when done): deletions are not synced, so a half-written file synced once would stay
+//!   on every peer after it was renamed here; the finished file syncs under its own name. A file of
+//!   the user's own so named stays here too (rename it to sync it);
 //! - temporary and lock files of editors and file managers: `*.tmp`, `*~`, `.#*`, `#*#`, `.*.swp`,
 //!   `.*.swx`, `.~lock.*#` (LibreOffice), `~$*` (Microsoft Office), `.DS_Store`, `Thumbs.db`;
 //! - anything inside a `.p2phost` folder, at any depth.
@@ -49,7 +54,7 @@ impl FolderFilter {
 }
 
 /// Whether the file at `rel_path` (relative to its folder, `/`-separated) is synced: not a
-/// `.part` or temporary file, not inside `.p2phost`, and matched by none of `ignore` (neither
+/// part file or temporary file, not inside `.p2phost`, and matched by none of `ignore` (neither
 /// itself nor a folder on its way).
 pub fn is_syncable(rel_path: &str, ignore: &[Glob]) -> bool {
     let components: Vec<&str> = components(rel_path).collect();
@@ -61,7 +66,8 @@ pub fn is_syncable(rel_path: &str, ignore: &[Glob]) -> bool {
         && !ignored_at_any_level(&components, ignore)
 }
 
-/// Whether `name` is a `.part` file or an editor's or file manager's temporary or lock file.
+/// Whether `name` is a part file (p2phost's or a download's) or an editor's or file manager's
+/// temporary or lock file.
 pub fn is_temporary_name(name: &str) -> bool {
     let ends_with_ignore_case = |suffix: &str| {
         name.len() > suffix.len()
@@ -69,7 +75,8 @@ pub fn is_temporary_name(name: &str) -> bool {
                 .get(name.len() - suffix.len()..)
                 .is_some_and(|end| end.eq_ignore_ascii_case(suffix))
     };
-    ends_with_ignore_case(".part")
+    crate::store::is_part_name(name)
+        || ends_with_ignore_case(".part")
         || ends_with_ignore_case(".tmp")
         || name.ends_with('~')
         || name.starts_with(".#")
@@ -137,10 +144,14 @@ mod tests {
             // Sync-conflict copies are files like any other.
             ("a.sync-conflict-20260501-101500-MFZWI3D.txt", true),
             ("d/report.sync-conflict-20260501-101500-MFZWI3D", true),
-            // p2phost's own part files.
+            // p2phost's own part files, and other programs' partial downloads.
+            ("a.txt.p2phost-part", false),
+            ("sub/IMG_0001.JPG.p2phost-part", false),
+            ("A.P2PHOST-PART", false),
             ("a.txt.part", false),
             ("sub/IMG_0001.JPG.part", false),
             ("A.PART", false),
+            ("a.p2phost-parts", true),
             // Temporary and lock files.
             ("a.tmp", false),
             ("d/A.TMP", false),

@@ -11,7 +11,7 @@
 //!    way), and not modified within `settle` by its mtime (which also catches writes that raise no
 //!    event, like `mmap`). Then it sends the [`Change`].
 //!
-//! So a file written in many pieces, or written as `x.part` and renamed to `x`, gives one
+//! So a file written in many pieces, or written as `x.p2phost-part` and renamed to `x`, gives one
 //! [`Change`] for `x`. A folder that appears (created, or moved in) is walked, since inotify misses
 //! what is created in it before its watch is added; when the kernel drops events (queue overflow)
 //! every folder is walked and every file looked at again. Deletions are not reported, nor are
@@ -21,7 +21,7 @@
 //! for ten minutes after the report (or ten times `settle`): a walk after lost events, or an event
 //! that changed nothing, does not repeat it. Still, a [`Change`] says "look at this file", not
 //! "this file differs from what the peers have": the daemon compares it with its index, which also
-//! tells a file just received from a peer (written as `NAME.part`, renamed into place) from a
+//! tells a file just received from a peer (written as `NAME.p2phost-part`, renamed into place) from a
 //! local change.
 //!
 //! Memory: one entry per file with pending events, in the debouncer and in the settler, and one

@@ -113,7 +113,7 @@ async fn a_file_written_in_pieces_is_reported_once_after_it_settles() {
 async fn a_part_file_renamed_into_place_is_reported_under_its_final_name() {
     let dir = tempdir();
     let (_watcher, mut rx) = watch(dir.path(), &[], SETTLE);
-    let part = dir.path().join("photo.jpg.part");
+    let part = dir.path().join("photo.jpg.p2phost-part");
     let mut file = File::create(&part).unwrap_or_else(|e| panic!("{e}"));
     file.write_all(&[1; 8192]).unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(SETTLE / 3).await;
@@ -145,7 +145,8 @@ async fn ignored_and_temporary_files_are_not_reported() {
         ".notes.txt.swx",
         ".DS_Store",
         "Thumbs.db",
-        "received.bin.part",
+        "received.bin.p2phost-part",
+        "download.iso.part",
         ".p2phost/state",
     ] {
         write(root, rel, b"not synced");

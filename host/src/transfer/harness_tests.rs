@@ -1,13 +1,13 @@
 //! Both peers of the protocol in one process, deterministically: frames pass through in-memory
 //! queues (where the tests cut, corrupt or drop them), the sender reads from memory, and the
-//! receiver writes real `.part` files into a temporary directory.
+//! receiver writes real part files into a temporary directory.
 
 use std::collections::VecDeque;
 use std::path::Path;
 
 use super::frames::{encode_chunk, encode_control};
 use super::*;
-use crate::store::{ChunkGroups, PartFile, StoreError};
+use crate::store::{ChunkGroups, Destination, PART_SUFFIX, PartFile, StoreError};
 
 const MAX_FRAME: usize = 16 * 1024;
 const CHUNK: u32 = 4096;
@@ -170,14 +170,14 @@ fn run(source: &Source, root: &Path, meddle: Meddle) -> Outcome {
                                 to_sender.extend(frames(&receiver.decline("not today")));
                                 return Err("declined".into());
                             }
+                            let destination = Destination::open(root).map_err(|e| e.to_string())?;
                             for dir in &manifest.dirs {
-                                std::fs::create_dir_all(dir.under(root))
-                                    .map_err(|e| e.to_string())?;
+                                destination.make_dir(dir).map_err(|e| e.to_string())?;
                             }
                             let mut offsets = Vec::new();
                             for file in &manifest.files {
                                 let (part, offset) = PartFile::open(
-                                    root,
+                                    &destination,
                                     &file.path,
                                     file.size,
                                     file.groups.clone(),
@@ -256,7 +256,7 @@ fn assert_copied(source: &Source, root: &Path) {
     }
     let leftovers: Vec<_> = walk(root)
         .into_iter()
-        .filter(|p| p.ends_with(".part"))
+        .filter(|p| p.ends_with(PART_SUFFIX))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -111,7 +111,7 @@ async fn a_receiver_killed_mid_transfer_resumes_with_only_the_rest() {
         .collect();
     std::fs::write(&file, &data).unwrap();
     let out = dir.path().join("out");
-    let part = out.join("big.bin.part");
+    let part = out.join(p2phost::store::part_name("big.bin"));
 
     // First attempt: kill -9 the receiver once a few MiB have landed.
     let (sender, code) = send(&servers, &[&file]);

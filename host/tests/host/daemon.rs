@@ -360,7 +360,7 @@ async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicate
         .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
         .collect();
     drop_file(&a.folder("share").join("big.bin"), &big);
-    let part = b.folder("share").join("big.bin.part");
+    let part = b.folder("share").join(p2phost::store::part_name("big.bin"));
     let in_flight =
         wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 10 * 1024 * 1024) })
             .await;
@@ -727,4 +727,27 @@ async fn a_file_made_alike_on_both_sides_syncs_without_a_conflict_copy() {
         );
         assert!(!host.log_text().contains("conflict"), "{}", host.log_text());
     }
+}
+
+/// A daemon receives with overwrite (the peer's newer version replaces the file): still, a
+/// `NAME.part` of the user's own in the folder is not p2phost's and stays byte for byte as it was
+/// (it used to be truncated and renamed to `NAME`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_receiving_a_file_leaves_the_users_own_part_file_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = running_pair(dir.path(), "").await;
+    let users = b"my own half-written notes, not made by p2phost (52B)".to_vec();
+    std::fs::write(b.folder("share").join("notes.txt.part"), &users).unwrap();
+    drop_file(&a.folder("share").join("notes.txt"), b"from a");
+    wait_for_file(&b.folder("share").join("notes.txt"), b"from a", &[&a, &b]).await;
+    assert_eq!(
+        std::fs::read(b.folder("share").join("notes.txt.part")).unwrap(),
+        users,
+        "{}",
+        b.log_text()
+    );
+    assert_eq!(
+        files_under(&b.folder("share")),
+        ["notes.txt", "notes.txt.part"]
+    );
 }

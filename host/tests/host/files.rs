@@ -84,3 +84,95 @@ async fn a_thousand_small_files_in_nested_and_empty_folders_arrive_identical() {
     assert_eq!(last_event(&stdout)["files"], 1000);
     assert_eq!(tree(&out.join("project")), tree(&folder));
 }
+
+/// A `NAME.part` of the user's own (a browser's download, notes) is not p2phost's: receiving
+/// `NAME` leaves it byte for byte as it was (it used to be truncated and renamed to `NAME`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiving_a_file_leaves_the_users_own_part_file_of_that_name_alone() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent = dir.path().join("notes.txt");
+    std::fs::write(&sent, b"the peer's notes\n").unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let users = b"my own half-written notes, not made by p2phost (52B)".to_vec();
+    assert_eq!(users.len(), 52);
+    std::fs::write(out.join("notes.txt.part"), &users).unwrap();
+
+    let (sender, code) = send(&servers, &[&sent]);
+    let received = receive_off_thread(&servers, &out, &code).await;
+    both_succeeded(&received, sender);
+    assert_eq!(
+        std::fs::read(out.join("notes.txt")).unwrap(),
+        b"the peer's notes\n"
+    );
+    assert_eq!(std::fs::read(out.join("notes.txt.part")).unwrap(), users);
+    assert_eq!(
+        tree(&out).into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        ["notes.txt", "notes.txt.part"]
+    );
+}
+
+/// A folder of 5,000 files, both sides limited to 256 open files (a common `ulimit -n` is
+/// 1,024): the receiver used to open every `.part` file at once and fail with "Too many open
+/// files", leaving hundreds of them behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_files_pass_with_256_open_files_on_each_side() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    const LIMIT: u32 = 256;
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("many");
+    for i in 0..5000u64 {
+        let sub = folder.join(format!("d{}", i % 10));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(
+            sub.join(format!("f{i}")),
+            random_bytes((i % 300) as usize, i),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("out");
+
+    let mut sender = crate::support::p2phost_with_open_file_limit(LIMIT)
+        .args(["send", "--json", "--server", &servers.url, "--stun"])
+        .arg(&servers.stun)
+        .arg(&folder)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(sender.stdout.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let code = serde_json::from_str::<serde_json::Value>(&first).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let received = tokio::task::spawn_blocking({
+        let (servers, out) = (servers.clone(), out.clone());
+        move || {
+            crate::support::p2phost_with_open_file_limit(LIMIT)
+                .args(["receive", "--json", "--yes", "--server", &servers.url])
+                .args(["--stun", &servers.stun, "--out"])
+                .arg(&out)
+                .arg(&code)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let (status, stdout) = crate::support::finish(sender);
+    assert!(
+        received.status.success(),
+        "receiver: {}\nsender: {stdout}",
+        String::from_utf8_lossy(&received.stderr)
+    );
+    assert_eq!(status, 0, "{stdout}");
+    assert_eq!(last_event(&stdout)["files"], 5000);
+    assert_eq!(tree(&out.join("many")), tree(&folder));
+}

@@ -120,7 +120,15 @@ fn options(servers: &Servers) -> SessionOptions {
 /// One session: the crafted sender plays `play` to a real `p2phost receive --out PARENT/out`.
 /// Returns the receiver's exit and the parent folder, to look at what was written.
 async fn against_the_receiver(servers: &Servers, play: Play) -> (Exit, tempfile::TempDir) {
-    let parent = tempfile::tempdir().unwrap();
+    against_the_receiver_in(servers, tempfile::tempdir().unwrap(), play).await
+}
+
+/// [`against_the_receiver`] into `PARENT/out` of a `parent` the test has prepared.
+async fn against_the_receiver_in(
+    servers: &Servers,
+    parent: tempfile::TempDir,
+    play: Play,
+) -> (Exit, tempfile::TempDir) {
     let rendezvous = SenderRendezvous::open(options(servers), 2).await.unwrap();
     let receiver = start_receive(
         servers,
@@ -167,6 +175,20 @@ fn offering(manifest: Manifest) -> Play {
     })
 }
 
+/// Sends `manifest` and, without waiting for an answer, the done of a sender with nothing to send
+/// (an offer of folders only).
+fn offering_then_done(manifest: Manifest) -> Play {
+    Box::new(move |crafted| {
+        Box::pin(async move {
+            crafted.send_control(&Control::Manifest(manifest)).await;
+            for frame in encode_control(&Control::Done {}, MAX_FRAME) {
+                let _ = crafted.send(&frame).await;
+            }
+            crafted
+        })
+    })
+}
+
 /// The receiver failed with a protocol error whose message contains `names`.
 fn assert_refused_naming(exit: &Exit, names: &str) {
     assert_eq!(exit.code, Some(PROTOCOL_ERROR), "{exit:?}");
@@ -202,6 +224,8 @@ async fn unsafe_paths_in_an_offer_are_refused() {
         ("bell\x07".into(), "not allowed in file names"),
         ("CON".into(), "reserved"),
         ("dir/nul.txt".into(), "reserved"),
+        // A p2phost part file's name: the peer could pass it off as the partial file of another.
+        ("notes.txt.p2phost-part".into(), "reserved"),
     ];
     for (path, names) in cases {
         let offer = manifest(vec![entry(&path, b"evil")], vec![]);
@@ -407,12 +431,134 @@ async fn chunks_that_do_not_match_the_offer_are_refused() {
     }
 }
 
-/// Only a `.part` may be left (it is where a later attempt resumes from), never the final name.
+/// Only a part file may be left (it is where a later attempt resumes from), never the final name.
 fn assert_no_final_file(parent: &Path) {
     for (name, _) in tree(parent) {
         assert!(
-            name == "out/" || name.ends_with(".part"),
+            name == "out/" || name.ends_with(p2phost::store::PART_SUFFIX),
             "{name} was written"
         );
     }
+}
+
+/// `PARENT/out/link` -> `../outside`: a link the user (or anything else) made in the folder
+/// received into. Returns the parent and the folder outside.
+fn out_with_a_link_outside() -> (tempfile::TempDir, std::path::PathBuf) {
+    let parent = tempfile::tempdir().unwrap();
+    let outside = parent.path().join("outside");
+    std::fs::create_dir_all(parent.path().join("out")).unwrap();
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink("../outside", parent.path().join("out/link")).unwrap();
+    (parent, outside)
+}
+
+/// Folders an offer lists, through a link in the destination: the receiver must create nothing
+/// outside `--out` (it used to create `outside/pwned/deeper` and exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_offered_through_a_link_in_the_destination_are_not_created_outside() {
+    let servers = signaling().await;
+    for dirs in [
+        vec!["link/pwned/deeper".to_owned()],
+        vec!["link".to_owned(), "link/pwned".to_owned()],
+    ] {
+        let (parent, outside) = out_with_a_link_outside();
+        let offer = manifest(vec![], dirs.clone());
+        let (exit, parent) =
+            against_the_receiver_in(&servers, parent, offering_then_done(offer)).await;
+        assert_eq!(
+            tree(&outside),
+            Vec::<(String, Vec<u8>)>::new(),
+            "{dirs:?}: created outside --out; receiver: {exit:?}"
+        );
+        assert_eq!(exit.code, Some(5), "{dirs:?}: {exit:?}");
+        assert!(
+            exit.stderr.contains("symbolic link"),
+            "{dirs:?}: {}",
+            exit.stderr
+        );
+        assert_eq!(exit.last_event()["kind"], "io", "{}", exit.stdout);
+        drop(parent);
+    }
+}
+
+/// The same offer to the daemon's way of receiving: `receive_over` with `overwrite`, as
+/// `daemon::inbox` calls it for a trusted peer, into a folder with a link in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_receiving_creates_no_folder_through_a_link() {
+    use p2phost::hooks::HookChain;
+    use p2phost::oneshot::{OneshotError, Silent, receive_over};
+    use p2phost::store::StoreError;
+
+    let servers = signaling().await;
+    let (parent, outside) = out_with_a_link_outside();
+    let root = parent.path().join("out");
+    let rendezvous = SenderRendezvous::open(options(&servers), 2).await.unwrap();
+    let code = rendezvous.code().clone();
+    let receiving = tokio::spawn({
+        let options = options(&servers);
+        let root = root.clone();
+        async move {
+            let link = p2phost::session::receive(options, &code).await.unwrap();
+            receive_over(link, &root, true, HookChain::new(Vec::new()), &mut Silent).await
+        }
+    });
+    let crafted = CraftedSender::new(rendezvous.connect().await.unwrap());
+    crafted
+        .send_control(&Control::Hello {
+            version: PROTOCOL_VERSION,
+        })
+        .await;
+    let data = b"through the link".to_vec();
+    let offer = manifest(
+        vec![entry("link/pwned/f.txt", &data)],
+        vec!["link/pwned/deeper".into()],
+    );
+    crafted.send_control(&Control::Manifest(offer)).await;
+    let result = tokio::time::timeout(EXIT_LIMIT, receiving)
+        .await
+        .expect("the receiver did not end")
+        .unwrap();
+    let _ = crafted.peer_connection.close().await;
+    assert_eq!(
+        tree(&outside),
+        Vec::<(String, Vec<u8>)>::new(),
+        "{result:?}"
+    );
+    assert!(
+        matches!(result, Err(OneshotError::Store(StoreError::Symlink(_)))),
+        "{result:?}"
+    );
+}
+
+/// An offer of 100 files cut short in the first one: only that file has a part file to resume
+/// from; the 99 that never got a byte leave nothing (every `.part` used to be created, and kept
+/// open, at the accept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_never_got_a_byte_leave_no_part_file() {
+    let servers = signaling().await;
+    let data = sample();
+    let play: Play = Box::new(move |mut crafted| {
+        Box::pin(async move {
+            let files = (0..100)
+                .map(|i| entry(&format!("f{i:03}.bin"), &data))
+                .collect();
+            crafted
+                .offer_and_await_accept(manifest(files, vec![]))
+                .await;
+            assert!(crafted.send(&encode_chunk(0, 0, 0, &data[..CHUNK])).await);
+            for frame in encode_control(&Control::Done {}, MAX_FRAME) {
+                let _ = crafted.send(&frame).await;
+            }
+            crafted
+        })
+    });
+    let (exit, parent) = against_the_receiver(&servers, play).await;
+    assert_refused_naming(&exit, "the stream was cut");
+    let left: Vec<String> = tree(parent.path()).into_iter().map(|(n, _)| n).collect();
+    let part = format!("out/{}", p2phost::store::part_name("f000.bin"));
+    assert_eq!(left, ["out/".to_owned(), part.clone()]);
+    assert_eq!(
+        std::fs::read(parent.path().join(part)).unwrap(),
+        &sample()[..CHUNK]
+    );
 }

@@ -265,3 +265,15 @@ pub fn start_receive(servers: &Servers, out: &Path, code: &str) -> Running {
     args.push(code.into());
     Running::spawn(&args)
 }
+
+/// A command that runs `p2phost` with at most `max_open` open files (`ulimit -n`), set by the
+/// shell it is started through; append p2phost's arguments.
+pub fn p2phost_with_open_file_limit(max_open: u32) -> Command {
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {max_open} && exec \"$0\" \"$@\""),
+        BIN,
+    ]);
+    command
+}

@@ -114,7 +114,7 @@ fn assert_refused(outcome: &Outcome, detected_by: &[To]) {
     assert_nothing_written(&outcome.out);
 }
 
-/// Not a final file, not a `.part`: the receiver never got as far as an offer.
+/// Not a final file, not a part file: the receiver never got as far as an offer.
 fn assert_nothing_written(out: &Path) {
     assert!(!out.exists(), "{out:?} holds {:?}", tree(out));
 }

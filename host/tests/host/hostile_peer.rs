@@ -499,7 +499,16 @@ async fn the_daemons_receiving_creates_no_folder_through_a_link() {
         let root = root.clone();
         async move {
             let link = p2phost::session::receive(options, &code).await.unwrap();
-            receive_over(link, &root, true, HookChain::new(Vec::new()), &mut Silent).await
+            let cancel = p2phost::oneshot::Cancel::new();
+            receive_over(
+                link,
+                &root,
+                true,
+                HookChain::new(Vec::new()),
+                &mut Silent,
+                &cancel,
+            )
+            .await
         }
     });
     let crafted = CraftedSender::new(rendezvous.connect().await.unwrap());

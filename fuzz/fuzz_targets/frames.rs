@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use p2p_signaling::protocol::{ClientMessage, Hub, Inbound, Limits, ServerMessage};
+use p2p_signaling::protocol::{ClientMessage, Hub, Inbound, Limits, Nonce, ServerMessage};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let mut hub = Hub::new(limits);
     let now = Instant::now();
     let mut out = Vec::new();
-    let Ok(a) = hub.connect(Ipv4Addr::LOCALHOST.into(), now) else { return };
-    let Ok(b) = hub.connect(Ipv4Addr::LOCALHOST.into(), now) else { return };
+    let Ok(a) = hub.connect(Ipv4Addr::LOCALHOST.into(), Nonce([1; 32]), now) else { return };
+    let Ok(b) = hub.connect(Ipv4Addr::LOCALHOST.into(), Nonce([2; 32]), now) else { return };
     for conn in [a, b] {
         let hello = ClientMessage::decode(r#"{"type":"hello","version":1}"#, max);
         hub.handle(conn, Inbound::Text(hello), now, &mut out);

@@ -14,7 +14,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::{
-    AdvertisedLimits, ClientMessage, ErrorKind, PROTOCOL_VERSION, RoomId, ServerMessage,
+    AdvertisedLimits, ClientMessage, ErrorKind, HostHash, Nonce, PROTOCOL_VERSION, PairKey,
+    ProofError, RoomId, ServerMessage, encode_host,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -114,6 +115,9 @@ pub enum ClientError {
     /// The connection is closed.
     #[error("signaling connection closed: {0}")]
     Closed(String),
+    /// A pair-room proof could not be made.
+    #[error("cannot prove this host's identity to the signaling server: {0}")]
+    Proof(#[from] ProofError),
 }
 
 enum Command {
@@ -133,6 +137,8 @@ pub struct SignalingClient {
     commands: mpsc::Sender<Command>,
     next_id: Arc<AtomicU64>,
     limits: AdvertisedLimits,
+    /// The server's nonce for this connection, which pair-room proofs sign.
+    nonce: Option<Nonce>,
 }
 
 /// The events of a [`SignalingClient`], in the order the server sent them.
@@ -175,18 +181,19 @@ impl SignalingClient {
                 .await
                 .map_err(|e| ClientError::Closed(e.to_string()))?;
             match reply_result(next_server_message(&mut socket).await?)? {
-                ServerMessage::Welcome { limits, .. } => Ok((socket, limits)),
+                ServerMessage::Welcome { limits, nonce, .. } => Ok((socket, limits, nonce)),
                 other => Err(ClientError::Protocol(format!(
                     "expected welcome, got {other:?}"
                 ))),
             }
         };
-        let (socket, limits) = tokio::time::timeout(timeout, handshake)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                url: url.to_owned(),
-                timeout,
-            })??;
+        let (socket, limits, nonce) =
+            tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    url: url.to_owned(),
+                    timeout,
+                })??;
         let (commands, command_rx) = mpsc::channel(64);
         let (event_tx, events) = mpsc::channel(256);
         // Ping at a third of the server's idle timeout, so two lost pings still keep us in.
@@ -196,6 +203,7 @@ impl SignalingClient {
             commands,
             next_id: Arc::new(AtomicU64::new(1)),
             limits,
+            nonce,
         };
         Ok((client, ClientEvents { events }))
     }
@@ -223,11 +231,57 @@ impl SignalingClient {
         let message = ClientMessage::Join {
             room: room.clone(),
             id: Some(id),
+            peer: None,
         };
         match self.request(message, id).await? {
             ServerMessage::Joined { members, .. } => Ok(members),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// Proves to the server that this connection is the host of `key`, with a signature over
+    /// this connection's nonce: once per connection, before [`SignalingClient::join_pair`].
+    pub async fn prove(&self, key: &PairKey) -> Result<(), ClientError> {
+        let nonce = self.nonce.as_ref().ok_or_else(|| {
+            ClientError::Protocol(
+                "the signaling server sent no nonce in its welcome: it is older than pair-room \
+                 proofs and cannot keep others out of this host's rooms; upgrade p2p-signal"
+                    .into(),
+            )
+        })?;
+        let proof = key.prove(nonce)?;
+        let id = self.next_id();
+        let message = ClientMessage::Prove {
+            certificate: proof.certificate,
+            signature: proof.signature,
+            id: Some(id),
+        };
+        match self.request(message, id).await? {
+            ServerMessage::Proved { host, .. } if host == encode_host(&key.id()) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Joins the pair room `room` to meet `peer` (the SHA-256 of its certificate), once this
+    /// connection has proved its host ([`SignalingClient::prove`]); returns how many members it
+    /// has now. The room is [`crate::protocol::pair_room()`] of both ids; the server refuses any
+    /// other (`bad_proof`).
+    pub async fn join_pair(&self, room: &RoomId, peer: &HostHash) -> Result<usize, ClientError> {
+        let id = self.next_id();
+        let message = ClientMessage::Join {
+            room: room.clone(),
+            id: Some(id),
+            peer: Some(encode_host(peer)),
+        };
+        match self.request(message, id).await? {
+            ServerMessage::Joined { members, .. } => Ok(members),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The nonce the server sent for this connection, if it sent one.
+    pub fn nonce(&self) -> Option<&Nonce> {
+        self.nonce.as_ref()
     }
 
     /// Leaves `room`.
@@ -427,6 +481,7 @@ fn route(
     }
     let reply_to = match &message {
         ServerMessage::Allocated { id, .. }
+        | ServerMessage::Proved { id, .. }
         | ServerMessage::Joined { id, .. }
         | ServerMessage::Left { id, .. } => *id,
         ServerMessage::Error { id, .. } => *id,

@@ -32,6 +32,10 @@ pub struct StunConfig {
     pub enabled: bool,
     /// UDP address to answer on; by default the signaling host on port 3478.
     pub listen: Option<SocketAddr>,
+    /// Datagrams per second answered for one source address (an IPv4 address or an IPv6 /64),
+    /// in bursts of up to that many; more are dropped unanswered and counted. ICE sends a handful
+    /// of Binding requests per connection.
+    pub max_requests_per_sec: u32,
 }
 
 /// The `[tls]` table.
@@ -85,6 +89,7 @@ impl Default for StunConfig {
         Self {
             enabled: true,
             listen: None,
+            max_requests_per_sec: 50,
         }
     }
 }
@@ -141,7 +146,18 @@ impl ServerConfig {
             ("idle_timeout_secs", l.idle_timeout_secs),
             ("room_ttl_secs", l.room_ttl_secs),
             ("write_timeout_secs", l.write_timeout_secs),
+            (
+                "max_nameplate_joins_per_min",
+                u64::from(l.max_nameplate_joins_per_min),
+            ),
         ];
+        if self.stun.enabled && self.stun.max_requests_per_sec == 0 {
+            return Err(ConfigError::Invalid(
+                "stun.max_requests_per_sec is 0; it must be at least 1 (stun.enabled = false turns \
+                 STUN off)"
+                    .into(),
+            ));
+        }
         for (key, value) in positive {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -215,18 +231,22 @@ mod tests {
             listen = "0.0.0.0:9000"
             [stun]
             listen = "0.0.0.0:3479"
+            max_requests_per_sec = 7
             [tls]
             cert = "cert.pem"
             key = "key.pem"
             [limits]
             max_frame_bytes = 1024
             room_ttl_secs = 60
+            max_nameplate_joins_per_min = 5
             "#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.stun_addr().map(|a| a.port()), Some(3479));
         assert_eq!(config.limits.max_frame_bytes, 1024);
         assert_eq!(config.limits.max_members_per_room, 2);
+        assert_eq!(config.limits.max_nameplate_joins_per_min, 5);
+        assert_eq!(config.stun.max_requests_per_sec, 7);
         assert_eq!(config.tls.map(|t| t.key), Some(PathBuf::from("key.pem")));
     }
 
@@ -263,5 +283,24 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("max_queued_frames")));
+        for (text, key) in [
+            (
+                "[limits]\nmax_nameplate_joins_per_min = 0\n",
+                "limits.max_nameplate_joins_per_min",
+            ),
+            (
+                "[stun]\nmax_requests_per_sec = 0\n",
+                "stun.max_requests_per_sec",
+            ),
+        ] {
+            let err = ServerConfig::from_toml(text).err().map(|e| e.to_string());
+            assert!(err.as_ref().is_some_and(|e| e.contains(key)), "{err:?}");
+        }
+        // A typo under [stun] is refused with its place, like any other key.
+        let err = ServerConfig::from_toml("[stun]\nmax_request_per_sec = 5\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("line 2, column 1"), "{err}");
     }
 }

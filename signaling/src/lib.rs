@@ -7,7 +7,8 @@
 //! embedded STUN responder tells peers their public address.
 //!
 //! - [`protocol`]: the JSON frames ([`protocol::ClientMessage`], [`protocol::ServerMessage`]), the
-//!   bounds ([`protocol::Limits`]) and the sans-IO [`protocol::Hub`] that decides what each frame
+//!   bounds ([`protocol::Limits`]), the pair rooms only their two hosts may enter
+//!   ([`protocol::pair_room`](mod@protocol::pair_room)) and the sans-IO [`protocol::Hub`] that decides what each frame
 //!   causes. `signaling/PROTOCOL.md` describes the wire format with an example per message.
 //! - [`server`]: [`SignalingServer`], which runs the hub behind axum's WebSocket, with `/healthz`,
 //!   `/metrics` and optional TLS.
@@ -22,12 +23,14 @@
 //! ```
 //! use std::net::Ipv4Addr;
 //! use std::time::Instant;
-//! use p2p_signaling::protocol::{ClientMessage, Hub, Inbound, Limits, Output, ServerMessage};
+//! use p2p_signaling::protocol::{ClientMessage, Hub, Inbound, Limits, Nonce, Output, ServerMessage};
 //!
 //! let mut hub = Hub::new(Limits::default());
 //! let now = Instant::now();
 //! let mut out = Vec::new();
-//! let a = hub.connect(Ipv4Addr::LOCALHOST.into(), now).expect("room for one connection");
+//! // Each connection gets a fresh random nonce, which its `welcome` carries.
+//! let nonce = Nonce::random().expect("the system's random generator");
+//! let a = hub.connect(Ipv4Addr::LOCALHOST.into(), nonce, now).expect("room for one connection");
 //! hub.handle(a, Inbound::Text(ClientMessage::decode(r#"{"type":"hello","version":1}"#, 1024)), now, &mut out);
 //! hub.handle(a, Inbound::Text(ClientMessage::decode(r#"{"type":"allocate"}"#, 1024)), now, &mut out);
 //! assert!(matches!(&out[1], Output::Send { message: ServerMessage::Allocated { .. }, .. }));

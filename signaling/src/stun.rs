@@ -1,10 +1,13 @@
 //! The embedded STUN responder: answers RFC 5389/8489 Binding requests with the sender's address.
 //!
 //! [`answer_binding`] is the whole protocol (bytes in, bytes out, no socket) on top of the STUN codec of
-//! webrtc-rs (`rtc-stun`); [`serve`] is the UDP loop around it.
+//! webrtc-rs (`rtc-stun`); `serve` is the UDP loop around it, which answers each source address
+//! at most `stun.max_requests_per_sec` times a second, so that the responder cannot be made to send
+//! one address a flood of answers (with a forged source) or to spend its CPU on one sender.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rtc_stun::attributes::ATTR_FINGERPRINT;
 use rtc_stun::fingerprint::FINGERPRINT;
@@ -12,7 +15,13 @@ use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
 use rtc_stun::xoraddr::XorMappedAddress;
 use tokio::net::UdpSocket;
 
+use crate::protocol::hub::address_group;
+use crate::protocol::per_source::PerSource;
 use crate::server::metrics::Metrics;
+
+/// Source addresses the rate limit keeps a bucket for at once (~50 bytes each); a bucket is
+/// forgotten a second after it refilled, and past this many busy addresses the newcomers share one.
+const STUN_SOURCES: usize = 16_384;
 
 /// Why a datagram got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +88,13 @@ pub fn answer_binding(packet: &[u8], from: SocketAddr) -> Result<Vec<u8>, StunEr
     Ok(response.raw)
 }
 
-/// Answers Binding requests on `socket` until the task is dropped; everything else is counted and
-/// ignored.
-pub(crate) async fn serve(socket: UdpSocket, metrics: Arc<Metrics>) {
+/// Answers Binding requests on `socket` until the task is dropped, at most `per_sec` a second
+/// (in bursts of as many) from one source address; everything else is counted and ignored.
+pub(crate) async fn serve(socket: UdpSocket, metrics: Arc<Metrics>, per_sec: u32) {
     // Larger than any STUN message a client sends; longer datagrams are cut and then fail to parse.
     let mut buf = vec![0u8; 2048];
+    let rate = f64::from(per_sec.max(1));
+    let mut limit = PerSource::new(rate, rate, STUN_SOURCES);
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -96,6 +107,13 @@ pub(crate) async fn serve(socket: UdpSocket, metrics: Arc<Metrics>) {
         let Some(packet) = buf.get(..len) else {
             continue;
         };
+        // Before parsing: a flood costs a table lookup per datagram, no more.
+        let now = Instant::now();
+        limit.sweep_if_due(now);
+        if !limit.take(address_group(from.ip()), now) {
+            metrics.stun_rate_limited.inc();
+            continue;
+        }
         match answer_binding(packet, from) {
             Ok(answer) => {
                 metrics.stun_requests.inc();

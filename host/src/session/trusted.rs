@@ -3,26 +3,30 @@
 //!
 //! ```text
 //! host A (id a)                   signaling server                 host B (id b)
-//!   join pair_room(a, b)  ─────────▶   ◀───────── join pair_room(a, b)
+//!   prove (A's cert, signed nonce) ─▶   ◀─ prove (B's cert, signed nonce)
+//!   join pair_room(a, b), peer b ───▶   ◀─── join pair_room(a, b), peer a
 //!   {"session":7,"kind":"offer","description":…} ──▶
 //!                                 ◀── {"session":7,"kind":"answer","description":…}
 //!   ══════ DTLS: each side's certificate must hash to the id the other trusts ══════
 //! ```
 //!
-//! Descriptions travel in the clear: what makes the link safe is that each side refuses a
-//! description whose DTLS fingerprint is not the trusted peer's id, and webrtc-rs refuses a
-//! certificate that does not match the fingerprint (proving possession of its key). A server, or
-//! a third host in the room, can stop a connection but cannot take a peer's place. Many sessions
-//! may run at once between two hosts; each is one peer connection, tagged by a session number.
+//! The server admits only the two hosts a pair room is named after: each first proves which host
+//! it is, with its certificate and a signature by its key over the connection's nonce (signaling's
+//! `protocol::pair_room`), so a third host that knows both ids cannot sit in the room while one of
+//! them is away. That keeps the room free; it is not what makes the link safe. Descriptions travel
+//! in the clear: each side refuses a description whose DTLS fingerprint is not the trusted peer's
+//! id, and webrtc-rs refuses a certificate that does not match the fingerprint (proving possession
+//! of its key). A server that lets anyone in can stop a connection but cannot take a peer's place.
+//! Many sessions may run at once between two hosts; each is one peer connection, tagged by a
+//! session number.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use p2p_signaling::protocol::{ErrorKind, RoomId};
+use p2p_signaling::protocol::{ErrorKind, PairKey, RoomId};
 use p2p_signaling::{ClientEvents, Event, SignalingClient};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use webrtc::peer_connection::{RTCSdpType, RTCSessionDescription};
 
@@ -30,16 +34,10 @@ use super::webrtc_link::{self, Signal};
 use super::{Connected, SessionError, SessionOptions};
 use crate::identity::{Identity, PeerId};
 
-/// The room two hosts meet in: the hex SHA-256 of both ids, in order, so both derive the same.
+/// The room two hosts meet in, named after both ids so both derive the same: `pair.` and a hash
+/// of both, a name the server reserves for the two hosts it names.
 pub fn pair_room(a: &PeerId, b: &PeerId) -> RoomId {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    let mut hash = Sha256::new();
-    hash.update(b"p2phost pair room v1\0");
-    hash.update(low.sha256());
-    hash.update(high.sha256());
-    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    // 64 characters of [0-9a-f]: always a valid room name.
-    RoomId::new(hex).unwrap_or_else(|_| RoomId::nameplate(0))
+    p2p_signaling::protocol::pair_room(a.sha256(), b.sha256())
 }
 
 /// What travels in a pair room.
@@ -118,16 +116,21 @@ impl PairSignaling {
         options: SessionOptions,
         rooms: Vec<(PeerId, RoomId)>,
     ) -> Result<(Self, mpsc::Receiver<Incoming>), SessionError> {
-        if options.identity.is_none() {
-            return Err(SessionError::Protocol(
-                "daemon mode needs this host's identity".into(),
-            ));
-        }
+        let key = match &options.identity {
+            Some(identity) => PairKey::new(identity.certificate_der(), identity.key_pkcs8_der())
+                .map_err(p2p_signaling::ClientError::from)?,
+            None => {
+                return Err(SessionError::Protocol(
+                    "daemon mode needs this host's identity".into(),
+                ));
+            }
+        };
         let (client, events) = super::connect(&options).await?;
+        client.prove(&key).await?;
         let mut peers = HashMap::new();
         let mut presence = HashMap::new();
         for (peer, room) in rooms {
-            let members = client.join(&room).await?;
+            let members = join_room(&client, &room, &peer).await?;
             let (tx, rx) = watch::channel(members >= 2);
             presence.insert(room.clone(), (peer, tx));
             peers.insert(peer, (room, rx));
@@ -245,6 +248,20 @@ impl Drop for PairSignaling {
     }
 }
 
+/// Joins `room` to meet `peer`: a pair room as the host this connection proved, any other room
+/// (as tests use) plainly.
+async fn join_room(
+    client: &SignalingClient,
+    room: &RoomId,
+    peer: &PeerId,
+) -> Result<usize, p2p_signaling::ClientError> {
+    if room.is_pair_room() {
+        client.join_pair(room, peer.sha256()).await
+    } else {
+        client.join(room).await
+    }
+}
+
 fn rand_u64() -> u64 {
     use chacha20poly1305::aead::OsRng;
     use chacha20poly1305::aead::rand_core::RngCore;
@@ -315,13 +332,28 @@ async fn dispatch(
                 ..
             } => {
                 // Rooms live an hour on the server; a daemon lives longer: join again.
-                if let Some((_, tx)) = presence.get(&room) {
-                    match client.join(&room).await {
+                if let Some((peer, tx)) = presence.get(&room) {
+                    match join_room(&client, &room, peer).await {
                         Ok(members) => {
                             let _ = tx.send(members >= 2);
                         }
                         Err(e) => tracing::warn!(%room, "cannot join the pair room again: {e}"),
                     }
+                }
+            }
+            Event::Error {
+                kind: ErrorKind::SeatTaken,
+                room: Some(room),
+                ..
+            } => {
+                // Not joined again: two processes with one identity would take turns forever.
+                if let Some((peer, tx)) = presence.get(&room) {
+                    tracing::warn!(
+                        %peer,
+                        "another connection of this host took its seat in the pair room: is \
+                         this host running twice?"
+                    );
+                    let _ = tx.send(false);
                 }
             }
             Event::Closed { reason } => {
@@ -577,7 +609,9 @@ mod tests {
         let c = PeerId::of_certificate(b"c");
         assert_eq!(pair_room(&a, &b), pair_room(&b, &a));
         assert_ne!(pair_room(&a, &b), pair_room(&a, &c));
-        assert_eq!(pair_room(&a, &b).as_str().len(), 64);
+        let name = pair_room(&a, &b);
+        assert!(name.is_pair_room(), "{name}");
+        assert_eq!(name.as_str().len(), 48);
     }
 
     fn sdp_with(fingerprints: &[&str]) -> String {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use p2p_signaling::protocol::RoomId;
 use p2phost::identity::{Identity, PeerId};
 use p2phost::session::{
     Connected, Incoming, PairSignaling, SessionError, SessionOptions, pair_room,
@@ -139,16 +140,18 @@ async fn a_host_with_another_certificate_in_the_pair_room_is_refused_both_ways()
         identity(&dir, "b"),
         identity(&dir, "mallory"),
     );
-    // A trusts B. Mallory knows both ids, so it knows their room, and sits in it in B's place.
-    let (host_a, offers_a) = PairSignaling::start(as_host(&options, &a), &[b.id()])
-        .await
-        .unwrap();
-    let (impostor, offers_m) = PairSignaling::with_rooms(
-        as_host(&options, &mallory),
-        vec![(a.id(), pair_room(&a.id(), &b.id()))],
-    )
-    .await
-    .unwrap();
+    // A trusts B, and Mallory sits where A looks for B. The server keeps Mallory out of their
+    // pair room (see the next test), so they meet in a plain room here: what a server that lets
+    // anyone in would do. The certificate pinning alone must still keep Mallory out.
+    let room = RoomId::new("a-server-that-lets-anyone-in").unwrap();
+    let (host_a, offers_a) =
+        PairSignaling::with_rooms(as_host(&options, &a), vec![(b.id(), room.clone())])
+            .await
+            .unwrap();
+    let (impostor, offers_m) =
+        PairSignaling::with_rooms(as_host(&options, &mallory), vec![(a.id(), room)])
+            .await
+            .unwrap();
     let (host_a, impostor) = (Arc::new(host_a), Arc::new(impostor));
     let mut accepted_by_a = accept_all(Arc::clone(&host_a), offers_a);
     let mut accepted_by_m = accept_all(Arc::clone(&impostor), offers_m);
@@ -177,4 +180,50 @@ async fn a_host_with_another_certificate_in_the_pair_room_is_refused_both_ways()
     // Mallory answered, and got no channel.
     let (_, answered) = next_accepted(&mut accepted_by_m).await;
     assert!(answered.is_err(), "{answered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_third_host_that_knows_both_ids_cannot_sit_in_their_pair_room() {
+    let options = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, mallory) = (
+        identity(&dir, "a"),
+        identity(&dir, "b"),
+        identity(&dir, "mallory"),
+    );
+    // A waits for B, who is offline. Ids are public: Mallory knows the room's name.
+    let (host_a, _offers_a) = PairSignaling::start(as_host(&options, &a), &[b.id()])
+        .await
+        .unwrap();
+    let mut present = host_a.presence(&b.id()).unwrap();
+    let room = pair_room(&a.id(), &b.id());
+    for claimed in [b.id(), a.id()] {
+        let squatted =
+            PairSignaling::with_rooms(as_host(&options, &mallory), vec![(claimed, room.clone())])
+                .await;
+        let refused = match squatted {
+            Ok(_) => panic!("a third host sat in the pair room of A and B"),
+            Err(e) => e.to_string(),
+        };
+        assert!(refused.contains("bad_proof"), "{refused}");
+    }
+    // A never saw anyone arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!*present.borrow_and_update(), "A saw a peer in B's seat");
+
+    // B comes online, takes its seat and talks with A.
+    let (host_b, offers_b) = PairSignaling::start(as_host(&options, &b), &[a.id()])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), present.wait_for(|here| *here))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut accepted_by_b = accept_all(Arc::new(host_b), offers_b);
+    let ours = host_a.connect(&b.id(), "test").await.unwrap();
+    let (from, theirs) = next_accepted(&mut accepted_by_b).await;
+    assert_eq!(from, a.id());
+    let theirs = theirs.unwrap();
+    talk(&ours, &theirs).await;
+    close([ours, theirs]).await;
 }

@@ -9,11 +9,16 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use super::pair_room::{HostHash, HostProof, Nonce, ProofError, check_pair_join, encode_host};
+use super::per_source::PerSource;
 use super::rate::TokenBucket;
 use super::{
     AdvertisedLimits, ClientMessage, ErrorKind, FrameError, Limits, PROTOCOL_VERSION, RoomId,
     ServerMessage,
 };
+
+/// Addresses the nameplate-join cap keeps a bucket for at once; past it they share one.
+const NAMEPLATE_JOIN_SOURCES: usize = 65_536;
 
 /// Names one connection for the lifetime of a [`Hub`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,6 +76,10 @@ pub struct Refusal {
 #[derive(Debug)]
 struct Conn {
     ip: IpAddr,
+    /// Sent in `welcome`; a `prove` on this connection must sign it.
+    nonce: Nonce,
+    /// The host this connection proved to be, once it has.
+    host: Option<HostHash>,
     greeted: bool,
     rooms: Vec<RoomId>,
     last_active: Instant,
@@ -80,6 +89,8 @@ struct Conn {
 #[derive(Debug)]
 struct Room {
     members: Vec<ConnId>,
+    /// In a pair room, the host each member proved to be.
+    hosts: Vec<(ConnId, HostHash)>,
     expires: Instant,
 }
 
@@ -92,6 +103,8 @@ pub struct Hub {
     /// Nameplate numbers in use, so `allocate` finds the lowest free one.
     nameplates: BTreeSet<u32>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Nameplate joins per address (`max_nameplate_joins_per_min`).
+    nameplate_joins: PerSource,
     next_conn: u64,
     shutting_down: bool,
 }
@@ -99,7 +112,9 @@ pub struct Hub {
 impl Hub {
     /// An empty hub enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
+        let per_min = f64::from(limits.max_nameplate_joins_per_min.max(1));
         Self {
+            nameplate_joins: PerSource::new(per_min / 60.0, per_min, NAMEPLATE_JOIN_SOURCES),
             limits,
             conns: HashMap::new(),
             rooms: HashMap::new(),
@@ -125,8 +140,10 @@ impl Hub {
         self.rooms.len()
     }
 
-    /// A new connection from `ip`, or the reason it is refused.
-    pub fn connect(&mut self, ip: IpAddr, now: Instant) -> Result<ConnId, Refusal> {
+    /// A new connection from `ip`, or the reason it is refused. `nonce` goes into its `welcome`:
+    /// the caller draws it at random ([`Nonce::random`]), fresh for each connection, so that a
+    /// pair-room proof made for one connection is worth nothing on any other.
+    pub fn connect(&mut self, ip: IpAddr, nonce: Nonce, now: Instant) -> Result<ConnId, Refusal> {
         if self.shutting_down {
             return Err(refusal(
                 ErrorKind::ShuttingDown,
@@ -163,6 +180,8 @@ impl Hub {
             id,
             Conn {
                 ip,
+                nonce,
+                host: None,
                 greeted: false,
                 rooms: Vec::new(),
                 last_active: now,
@@ -223,12 +242,14 @@ impl Hub {
     fn greet(&mut self, conn: ConnId, message: ClientMessage, out: &mut Vec<Output>) {
         match message {
             ClientMessage::Hello { version } if version == PROTOCOL_VERSION => {
-                if let Some(state) = self.conns.get_mut(&conn) {
-                    state.greeted = true;
-                }
+                let Some(state) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                state.greeted = true;
                 let limits = &self.limits;
                 let welcome = ServerMessage::Welcome {
                     version: PROTOCOL_VERSION,
+                    nonce: Some(state.nonce),
                     limits: AdvertisedLimits {
                         max_frame_bytes: limits.max_frame_bytes,
                         max_messages_per_sec: limits.max_messages_per_sec,
@@ -275,7 +296,22 @@ impl Hub {
                 self.fail(conn, ErrorKind::BadFrame, None, message, out);
             }
             ClientMessage::Allocate { id } => self.allocate(conn, id, now, out),
-            ClientMessage::Join { room, id } => self.join(conn, room, id, now, out),
+            ClientMessage::Join { room, id, peer } => {
+                self.join(conn, room, id, peer.as_deref(), now, out);
+            }
+            ClientMessage::Prove {
+                certificate,
+                signature,
+                id,
+            } => self.prove(
+                conn,
+                HostProof {
+                    certificate,
+                    signature,
+                },
+                id,
+                out,
+            ),
             ClientMessage::Send { room, payload, id } => self.relay(conn, room, payload, id, out),
             ClientMessage::Leave { room, id } => {
                 if !self.leave_room(conn, &room, out) {
@@ -316,7 +352,7 @@ impl Hub {
         } else {
             return true;
         };
-        self.fail_request(conn, kind, bound, room.cloned(), id, message, out);
+        self.fail_request(conn, kind, Some(bound), room.cloned(), id, message, out);
         false
     }
 
@@ -327,7 +363,7 @@ impl Hub {
         let Some(number) = self.lowest_free_nameplate() else {
             let message = "no nameplate is free; try again later".to_owned();
             let kind = ErrorKind::ServerFull;
-            return self.fail_request(conn, kind, "max_rooms", None, id, message, out);
+            return self.fail_request(conn, kind, Some("max_rooms"), None, id, message, out);
         };
         let room = RoomId::nameplate(number);
         self.create_room(conn, room.clone(), now);
@@ -342,11 +378,15 @@ impl Hub {
         conn: ConnId,
         room: RoomId,
         id: Option<u64>,
+        peer: Option<&str>,
         now: Instant,
         out: &mut Vec<Output>,
     ) {
-        let members = self.rooms.get(&room).map(|r| r.members.clone());
-        if members.as_ref().is_some_and(|m| m.contains(&conn)) {
+        if self
+            .rooms
+            .get(&room)
+            .is_some_and(|r| r.members.contains(&conn))
+        {
             out.push(Output::Send {
                 conn,
                 message: ServerMessage::room_error(
@@ -358,11 +398,40 @@ impl Hub {
             });
             return;
         }
-        if !self.may_take_room(conn, Some(&room), members.is_none(), id, out) {
+        let exists = self.rooms.contains_key(&room);
+        if !self.may_take_room(conn, Some(&room), !exists, id, out) {
             return;
         }
-        let Some(members) = members else {
+        let Some((ip, proved)) = self.conns.get(&conn).map(|c| (c.ip, c.host)) else {
+            return;
+        };
+        if room.nameplate_number().is_some() && !self.nameplate_joins.take(ip, now) {
+            let per_min = self.limits.max_nameplate_joins_per_min;
+            let message = format!(
+                "{ip} joined more than {per_min} nameplates in a minute, the limit per address; \
+                 wait a minute (a transfer code is good for one receiver)"
+            );
+            let (kind, bound) = (
+                ErrorKind::TooManyNameplateJoins,
+                "max_nameplate_joins_per_min",
+            );
+            return self.fail_request(conn, kind, Some(bound), Some(room), id, message, out);
+        }
+        let host = match check_pair_join(&room, proved.as_ref(), peer) {
+            Ok(host) => host,
+            Err(e) => {
+                let kind = ErrorKind::BadProof;
+                return self.fail_request(conn, kind, None, Some(room), id, e.to_string(), out);
+            }
+        };
+        if let Some(host) = host {
+            self.take_seat_back(&room, &host, out);
+        }
+        let Some(members) = self.rooms.get(&room).map(|r| r.members.clone()) else {
             self.create_room(conn, room.clone(), now);
+            if let (Some(host), Some(r)) = (host, self.rooms.get_mut(&room)) {
+                r.hosts.push((conn, host));
+            }
             out.push(Output::Send {
                 conn,
                 message: ServerMessage::Joined {
@@ -380,7 +449,7 @@ impl Hub {
                  ask the sender for a new one"
             );
             let (kind, bound) = (ErrorKind::RoomFull, "max_members_per_room");
-            return self.fail_request(conn, kind, bound, Some(room), id, message, out);
+            return self.fail_request(conn, kind, Some(bound), Some(room), id, message, out);
         }
         for &other in &members {
             out.push(Output::Send {
@@ -390,6 +459,9 @@ impl Hub {
         }
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.push(conn);
+            if let Some(host) = host {
+                r.hosts.push((conn, host));
+            }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rooms.push(room.clone());
@@ -402,6 +474,65 @@ impl Hub {
                 id,
             },
         });
+    }
+
+    /// `conn` proves which host it is: at most one signature is verified per connection, since
+    /// a second `prove` ends it, as does one that does not verify.
+    fn prove(&mut self, conn: ConnId, proof: HostProof, id: Option<u64>, out: &mut Vec<Output>) {
+        let Some(state) = self.conns.get(&conn) else {
+            return;
+        };
+        let verdict = match state.host {
+            Some(_) => Err(ProofError::AlreadyProved),
+            None => proof.verify(&state.nonce),
+        };
+        match verdict {
+            Ok(host) => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.host = Some(host);
+                }
+                out.push(Output::Send {
+                    conn,
+                    message: ServerMessage::Proved {
+                        host: encode_host(&host),
+                        id,
+                    },
+                });
+            }
+            Err(e) => {
+                let kind = ErrorKind::BadProof;
+                self.fail_request(conn, kind, None, None, id, e.to_string(), out);
+            }
+        }
+    }
+
+    /// A host that proved itself into a pair room where it sits already on another connection
+    /// (one that died without closing, or an older process) takes its seat back: the old
+    /// connection leaves the room and is told, the other host sees it leave and come back. So a
+    /// pair room only ever holds its two different hosts.
+    fn take_seat_back(&mut self, room: &RoomId, host: &HostHash, out: &mut Vec<Output>) {
+        let Some(old) = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.hosts.iter().find(|(_, h)| h == host))
+            .map(|&(c, _)| c)
+        else {
+            return;
+        };
+        if self.leave_room(old, room, out) {
+            out.push(Output::Send {
+                conn: old,
+                message: ServerMessage::room_error(
+                    ErrorKind::SeatTaken,
+                    room.clone(),
+                    None,
+                    format!(
+                        "the same host joined pair room {room} from another connection, which \
+                         took this connection's seat: is this host running twice?"
+                    ),
+                ),
+            });
+        }
     }
 
     fn relay(
@@ -476,6 +607,7 @@ impl Hub {
 
     /// Expires idle connections and old rooms.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.nameplate_joins.sweep_if_due(now);
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
         let mut silent: Vec<ConnId> = self
             .conns
@@ -578,13 +710,13 @@ impl Hub {
         &mut self,
         conn: ConnId,
         kind: ErrorKind,
-        bound: &str,
+        bound: Option<&str>,
         room: Option<RoomId>,
         id: Option<u64>,
         message: String,
         out: &mut Vec<Output>,
     ) {
-        let mut error = ServerMessage::fatal_error(kind, Some(bound), message);
+        let mut error = ServerMessage::fatal_error(kind, bound, message);
         if let ServerMessage::Error {
             room: error_room,
             id: error_id,
@@ -644,6 +776,7 @@ impl Hub {
             room,
             Room {
                 members: vec![conn],
+                hosts: Vec::new(),
                 expires: now + Duration::from_secs(self.limits.room_ttl_secs),
             },
         );
@@ -668,6 +801,7 @@ impl Hub {
             return;
         };
         state.members.retain(|&m| m != conn);
+        state.hosts.retain(|&(m, _)| m != conn);
         if state.members.is_empty() {
             self.rooms.remove(room);
             if let Some(n) = room.nameplate_number() {

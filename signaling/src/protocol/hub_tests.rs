@@ -4,9 +4,14 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 
+#[path = "hub_pair_tests.rs"]
+mod pair;
+
 struct Harness {
     hub: Hub,
     now: Instant,
+    /// Each connection's nonce, as the server drew it.
+    nonces: HashMap<ConnId, Nonce>,
 }
 
 fn ip(last: u8) -> IpAddr {
@@ -22,7 +27,16 @@ impl Harness {
         Self {
             hub: Hub::new(limits),
             now: Instant::now(),
+            nonces: HashMap::new(),
         }
+    }
+
+    /// Connects from `from` with a fresh nonce, as the server does.
+    fn connect(&mut self, from: IpAddr) -> Result<ConnId, Refusal> {
+        let nonce = Nonce::random().unwrap_or_else(|e| panic!("{e}"));
+        let conn = self.hub.connect(from, nonce, self.now)?;
+        self.nonces.insert(conn, nonce);
+        Ok(conn)
     }
 
     fn frame(&mut self, conn: ConnId, message: ClientMessage) -> Vec<Output> {
@@ -42,18 +56,16 @@ impl Harness {
 
     /// A connected client that has said hello.
     fn client(&mut self, from: IpAddr) -> ConnId {
-        let conn = self
-            .hub
-            .connect(from, self.now)
-            .unwrap_or_else(|r| panic!("{r:?}"));
+        let conn = self.connect(from).unwrap_or_else(|r| panic!("{r:?}"));
         let out = self.frame(conn, ClientMessage::Hello { version: 1 });
+        let sent = self.nonces.get(&conn).copied();
         assert!(
             matches!(
                 &out[..],
                 [Output::Send {
-                    message: ServerMessage::Welcome { version: 1, .. },
+                    message: ServerMessage::Welcome { version: 1, nonce, .. },
                     ..
-                }]
+                }] if *nonce == sent
             ),
             "{out:?}"
         );
@@ -78,6 +90,7 @@ impl Harness {
             ClientMessage::Join {
                 room: room(name),
                 id: None,
+                peer: None,
             },
         )
     }
@@ -132,18 +145,12 @@ fn nonfatal_kind(out: &[Output]) -> ErrorKind {
 #[test]
 fn hello_comes_first_and_names_the_version() {
     let mut h = Harness::new(Limits::default());
-    let a = h
-        .hub
-        .connect(ip(1), h.now)
-        .unwrap_or_else(|r| panic!("{r:?}"));
+    let a = h.connect(ip(1)).unwrap_or_else(|r| panic!("{r:?}"));
     let out = h.frame(a, ClientMessage::Allocate { id: None });
     assert_eq!(fatal_kind(&out, a).0, ErrorKind::HelloRequired);
     assert_eq!(h.hub.connection_count(), 0);
 
-    let b = h
-        .hub
-        .connect(ip(1), h.now)
-        .unwrap_or_else(|r| panic!("{r:?}"));
+    let b = h.connect(ip(1)).unwrap_or_else(|r| panic!("{r:?}"));
     let out = h.frame(b, ClientMessage::Hello { version: 99 });
     assert_eq!(fatal_kind(&out, b).0, ErrorKind::VersionMismatch);
 
@@ -338,20 +345,20 @@ fn connections_per_ip_and_in_all_are_bounded() {
     });
     let a = h.client(ip(1));
     h.client(ip(1));
-    let refused = h.hub.connect(ip(1), h.now).err().map(|r| r.message);
+    let refused = h.connect(ip(1)).err().map(|r| r.message);
     assert!(
         matches!(&refused, Some(ServerMessage::Error { kind: ErrorKind::TooManyConnections, bound: Some(b), fatal: true, .. }) if b == "max_connections_per_ip"),
         "{refused:?}"
     );
     h.client(ip(2));
-    let refused = h.hub.connect(ip(3), h.now).err().map(|r| r.message);
+    let refused = h.connect(ip(3)).err().map(|r| r.message);
     assert!(
         matches!(&refused, Some(ServerMessage::Error { bound: Some(b), .. }) if b == "max_connections"),
         "{refused:?}"
     );
     h.hub.disconnect(a, &mut Vec::new());
     assert!(
-        h.hub.connect(ip(1), h.now).is_ok(),
+        h.connect(ip(1)).is_ok(),
         "a closed connection frees its slot"
     );
 }
@@ -501,7 +508,7 @@ fn shutdown_closes_everyone_and_refuses_newcomers() {
         ]
     );
     assert_eq!((h.hub.connection_count(), h.hub.room_count()), (0, 0));
-    assert!(h.hub.connect(ip(1), h.now).is_err());
+    assert!(h.connect(ip(1)).is_err());
 }
 
 #[test]
@@ -538,7 +545,7 @@ fn ipv6_hosts_are_counted_by_their_64() {
     let host = |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, 0, 0, 0, last));
     h.client(host(1));
     h.client(host(2));
-    assert!(h.hub.connect(host(3), h.now).is_err(), "same /64");
+    assert!(h.connect(host(3)).is_err(), "same /64");
     let other_net = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 3, 0, 0, 0, 1));
-    assert!(h.hub.connect(other_net, h.now).is_ok());
+    assert!(h.connect(other_net).is_ok());
 }

@@ -31,6 +31,10 @@ pub struct Limits {
     pub max_queued_bytes: usize,
     /// Seconds one write to a client may block before it is dropped as a slow reader.
     pub write_timeout_secs: u64,
+    /// Joins of nameplate rooms per minute from one address (an IPv4 address or an IPv6 /64), in
+    /// bursts of up to that many. A receiver joins one nameplate per transfer; a racer who joins
+    /// every fresh nameplate to spend its one PAKE guess is stopped here, and counted.
+    pub max_nameplate_joins_per_min: u32,
 }
 
 impl Default for Limits {
@@ -48,6 +52,7 @@ impl Default for Limits {
             max_queued_frames: 256,
             max_queued_bytes: 1024 * 1024,
             write_timeout_secs: 10,
+            max_nameplate_joins_per_min: 30,
         }
     }
 }

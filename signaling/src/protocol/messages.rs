@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::RoomId;
+use super::pair_room::Nonce;
 
 /// The protocol version this crate speaks; the client's `hello` must name it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -26,6 +27,21 @@ pub enum ClientMessage {
     Join {
         /// The room to join.
         room: RoomId,
+        /// Echoed in the reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        /// For a pair room (`pair.…`), and only for one: the id of the other host (43 characters
+        /// of base64url), which with the host this connection proved names the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+    },
+    /// Proves which host this connection is, before it joins pair rooms: once per connection.
+    Prove {
+        /// The host's certificate, DER, unpadded base64url.
+        certificate: String,
+        /// The certificate key's ECDSA P-256 SHA-256 signature (ASN.1 DER, unpadded base64url)
+        /// over the proof tag and this connection's nonce.
+        signature: String,
         /// Echoed in the reply.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
@@ -59,6 +75,10 @@ pub enum ServerMessage {
     Welcome {
         /// The protocol version the server speaks.
         version: u32,
+        /// Random bytes for this connection alone, which a pair-room proof signs. Servers older
+        /// than pair-room proofs send none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<Nonce>,
         /// The bounds a client must stay within.
         limits: AdvertisedLimits,
     },
@@ -66,6 +86,14 @@ pub enum ServerMessage {
     Allocated {
         /// The nameplate room.
         room: RoomId,
+        /// The request's id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+    },
+    /// The answer to `prove`: the connection is now known as this host.
+    Proved {
+        /// The host's id (the SHA-256 of its certificate), unpadded base64url.
+        host: String,
         /// The request's id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
@@ -181,11 +209,18 @@ pub enum ErrorKind {
     NoPeer,
     /// The server is shutting down.
     ShuttingDown,
+    /// A `prove` that does not verify, or a pair-room join by a connection that did not prove
+    /// one of the room's two hosts.
+    BadProof,
+    /// The same host joined the pair room from another connection, which took this one's seat.
+    SeatTaken,
+    /// More nameplate joins from one address than `max_nameplate_joins_per_min`.
+    TooManyNameplateJoins,
 }
 
 impl ErrorKind {
     /// Every kind, so that counters for each can exist from the start.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 20] = [
         Self::BadFrame,
         Self::BinaryFrame,
         Self::FrameTooLarge,
@@ -203,6 +238,9 @@ impl ErrorKind {
         Self::AlreadyInRoom,
         Self::NoPeer,
         Self::ShuttingDown,
+        Self::BadProof,
+        Self::SeatTaken,
+        Self::TooManyNameplateJoins,
     ];
 
     /// The wire name, as used in frames and as the `kind` label in `/metrics`.
@@ -225,6 +263,9 @@ impl ErrorKind {
             Self::AlreadyInRoom => "already_in_room",
             Self::NoPeer => "no_peer",
             Self::ShuttingDown => "shutting_down",
+            Self::BadProof => "bad_proof",
+            Self::SeatTaken => "seat_taken",
+            Self::TooManyNameplateJoins => "too_many_nameplate_joins",
         }
     }
 
@@ -329,6 +370,17 @@ mod tests {
             ClientMessage::Join {
                 room: room("7"),
                 id: None,
+                peer: None,
+            },
+            ClientMessage::Join {
+                room: room("pair.x"),
+                id: Some(4),
+                peer: Some("AAAA".into()),
+            },
+            ClientMessage::Prove {
+                certificate: "MIIB".into(),
+                signature: "MEUC".into(),
+                id: Some(5),
             },
             ClientMessage::Send {
                 room: room("7"),
@@ -356,6 +408,10 @@ mod tests {
             r#"{"type":"join","room":""}"#,
             r#"{"type":"send","room":"1"}"#,
             r#"{"type":"hello","version":-1}"#,
+            r#"{"type":"join","room":"pair.x","peer":7}"#,
+            r#"{"type":"prove","certificate":"MIIB"}"#,
+            r#"{"type":"prove","certificate":"MIIB","signature":"MEUC","host":"x"}"#,
+            r#"{"type":"prove","certificate":["MIIB"],"signature":"MEUC"}"#,
             "not json",
             "",
         ] {
@@ -367,6 +423,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn welcome_carries_the_nonce_and_reads_without_one() {
+        let welcome = ServerMessage::Welcome {
+            version: 1,
+            nonce: Some(Nonce([7; 32])),
+            limits: AdvertisedLimits {
+                max_frame_bytes: 1,
+                max_messages_per_sec: 1,
+                max_rooms_per_connection: 1,
+                max_members_per_room: 2,
+                idle_timeout_secs: 1,
+                room_ttl_secs: 1,
+            },
+        };
+        let text = welcome.encode();
+        let seven = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+        assert!(text.contains(&format!(r#""nonce":"{seven}""#)), "{text}");
+        assert_eq!(ServerMessage::decode(&text), Ok(welcome));
+        // A server older than pair-room proofs sends none; a mangled nonce is refused.
+        let old = text.replace(&format!(r#""nonce":"{seven}","#), "");
+        assert!(
+            matches!(
+                ServerMessage::decode(&old),
+                Ok(ServerMessage::Welcome { nonce: None, .. })
+            ),
+            "{old}"
+        );
+        let bad = text.replace(seven, "BwcH");
+        assert!(ServerMessage::decode(&bad).is_err(), "{bad}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Room names: the nameplate of a transfer code, or a rendezvous id derived from two peer ids.
+//! Room names: the nameplate of a transfer code, a pair room named after two host ids, or any other
+//! rendezvous name.
 
 use std::fmt;
 
@@ -57,6 +58,12 @@ impl RoomId {
     /// The room's name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether this is a pair room (its name starts with `pair.`), which only the two hosts it is
+    /// named after may join ([`super::pair_room`](mod@super::pair_room)).
+    pub fn is_pair_room(&self) -> bool {
+        self.0.starts_with(super::pair_room::PAIR_ROOM_PREFIX)
     }
 
     /// The nameplate number, when this room is one (decimal, no leading zero, fits in a `u32`).

@@ -26,6 +26,9 @@ pub(crate) struct Metrics {
     rejects: Family<RejectLabels, Counter>,
     pub(crate) stun_requests: Counter,
     pub(crate) stun_malformed: Counter,
+    pub(crate) stun_rate_limited: Counter,
+    pub(crate) nameplate_joins: Counter,
+    pub(crate) pair_joins: Counter,
 }
 
 impl Metrics {
@@ -39,6 +42,9 @@ impl Metrics {
         let rejects = Family::<RejectLabels, Counter>::default();
         let stun_requests = Counter::default();
         let stun_malformed = Counter::default();
+        let stun_rate_limited = Counter::default();
+        let nameplate_joins = Counter::default();
+        let pair_joins = Counter::default();
         registry.register(
             "connections",
             "WebSocket connections open now",
@@ -75,6 +81,23 @@ impl Metrics {
             "UDP datagrams on the STUN port that were not a valid Binding request",
             stun_malformed.clone(),
         );
+        registry.register(
+            "stun_rate_limited",
+            "STUN datagrams dropped unanswered: their source address sent more than \
+             stun.max_requests_per_sec",
+            stun_rate_limited.clone(),
+        );
+        registry.register(
+            "nameplate_joins",
+            "Nameplate rooms joined (every join of a transfer code's room by someone who did not \
+             allocate it)",
+            nameplate_joins.clone(),
+        );
+        registry.register(
+            "pair_joins",
+            "Pair rooms joined with a valid proof",
+            pair_joins.clone(),
+        );
         for kind in ErrorKind::ALL {
             // Zero rows from the start, so dashboards see every kind before the first reject.
             let _ = rejects.get_or_create(&RejectLabels {
@@ -91,6 +114,9 @@ impl Metrics {
             rejects,
             stun_requests,
             stun_malformed,
+            stun_rate_limited,
+            nameplate_joins,
+            pair_joins,
         }
     }
 

@@ -68,6 +68,8 @@ pub struct SignalingServer {
     local_addr: SocketAddr,
     stun: Option<UdpSocket>,
     stun_addr: Option<SocketAddr>,
+    /// `stun.max_requests_per_sec`.
+    stun_rate: u32,
     state: Arc<AppState>,
 }
 
@@ -96,6 +98,7 @@ impl SignalingServer {
             local_addr,
             stun,
             stun_addr,
+            stun_rate: config.stun.max_requests_per_sec,
             state: Arc::new(AppState::new(config.limits.clone(), metrics)),
         })
     }
@@ -120,9 +123,10 @@ impl SignalingServer {
     /// frame and returns within a few seconds.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let state = self.state;
-        let stun_task = self
-            .stun
-            .map(|socket| tokio::spawn(crate::stun::serve(socket, Arc::clone(&state.metrics))));
+        let stun_task = self.stun.map(|socket| {
+            let metrics = Arc::clone(&state.metrics);
+            tokio::spawn(crate::stun::serve(socket, metrics, self.stun_rate))
+        });
         let sweeper = tokio::spawn({
             let state = Arc::clone(&state);
             async move {

@@ -13,7 +13,9 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use super::metrics::Metrics;
-use crate::protocol::{ConnId, ErrorKind, Hub, Inbound, Limits, Output, Refusal, ServerMessage};
+use crate::protocol::{
+    ConnId, ErrorKind, Hub, Inbound, Limits, Nonce, Output, Refusal, ServerMessage,
+};
 
 /// One item for a connection's writer.
 #[derive(Debug)]
@@ -122,8 +124,21 @@ impl AppState {
     }
 
     pub(crate) fn connect(&self, ip: IpAddr) -> Result<Admitted, Refusal> {
+        // Drawn before the lock: the hub only keeps it.
+        let nonce = Nonce::random().map_err(|e| {
+            tracing::error!("refusing a connection: {e}");
+            self.metrics.reject(ErrorKind::ServerFull);
+            Refusal {
+                message: ServerMessage::fatal_error(
+                    ErrorKind::ServerFull,
+                    None,
+                    "the server cannot draw random numbers now; try again later".into(),
+                ),
+                kind: ErrorKind::ServerFull,
+            }
+        })?;
         let mut shared = self.lock();
-        let refused = shared.hub.connect(ip, Instant::now());
+        let refused = shared.hub.connect(ip, nonce, Instant::now());
         let conn = refused.inspect_err(|r| self.metrics.reject(r.kind))?;
         let (queue, receiver) = mpsc::channel(self.limits.max_queued_frames);
         let stop = Arc::new(Notify::new());
@@ -269,6 +284,12 @@ impl AppState {
     fn count(&self, message: &ServerMessage) {
         match message {
             ServerMessage::Error { kind, .. } => self.metrics.reject(*kind),
+            ServerMessage::Joined { room, .. } if room.nameplate_number().is_some() => {
+                self.metrics.nameplate_joins.inc();
+            }
+            ServerMessage::Joined { room, .. } if room.is_pair_room() => {
+                self.metrics.pair_joins.inc();
+            }
             ServerMessage::Message { payload, .. } => {
                 self.metrics.relayed_messages.inc();
                 self.metrics.relayed_bytes.inc_by(payload.len() as u64);

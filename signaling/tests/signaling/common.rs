@@ -1,15 +1,15 @@
 //! Starting the server binary and talking to it.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use p2p_signaling::protocol::{ErrorKind, ServerMessage};
+use p2p_signaling::protocol::{ErrorKind, Nonce, ServerMessage};
 use p2p_signaling::{ClientEvents, ClientOptions, Event, SignalingClient};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -158,14 +158,33 @@ pub async fn raw(url: &str) -> Raw {
 
 /// A raw connection that has said hello.
 pub async fn raw_greeted(url: &str) -> Raw {
-    let mut ws = raw(url).await;
+    raw_welcomed(raw(url).await).await.0
+}
+
+/// Says hello on `ws`; the nonce of its welcome.
+pub async fn raw_welcomed(mut ws: Raw) -> (Raw, Nonce) {
     ws.send(Message::text(r#"{"type":"hello","version":1}"#))
         .await
         .unwrap();
     match next_frame(&mut ws).await {
-        Some(ServerMessage::Welcome { .. }) => ws,
-        other => panic!("no welcome: {other:?}"),
+        Some(ServerMessage::Welcome {
+            nonce: Some(nonce), ..
+        }) => (ws, nonce),
+        other => panic!("no welcome with a nonce: {other:?}"),
     }
+}
+
+/// A raw connection to the plain `ws://` server at `url` from the local address `source` (any of
+/// 127.0.0.0/8 on Linux), so that per-address bounds see another client.
+pub async fn raw_from(url: &str, source: IpAddr) -> Raw {
+    let addr: SocketAddr = url.trim_start_matches("ws://").parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap()
+        .0
 }
 
 /// The next text frame, decoded; `None` at a close frame or end of stream.

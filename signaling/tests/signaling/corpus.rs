@@ -5,7 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use p2p_signaling::protocol::{ClientMessage, Hub, Inbound, Limits, Output, ServerMessage};
+use p2p_signaling::protocol::{
+    ClientMessage, ErrorKind, Hub, Inbound, Limits, Nonce, Output, ServerMessage,
+};
 use p2p_signaling::stun::answer_binding;
 
 fn corpus(name: &str) -> Vec<(String, Vec<u8>)> {
@@ -51,7 +53,9 @@ fn hostile_frames_are_refused_and_end_the_connection() {
         // And the hub answers it with a fatal error and a close.
         let mut hub = Hub::new(limits.clone());
         let now = Instant::now();
-        let conn = hub.connect(Ipv4Addr::LOCALHOST.into(), now).unwrap();
+        let conn = hub
+            .connect(Ipv4Addr::LOCALHOST.into(), Nonce([1; 32]), now)
+            .unwrap();
         let mut out = Vec::new();
         let inbound = match std::str::from_utf8(&bytes) {
             Ok(text) => Inbound::Text(ClientMessage::decode(text, limits.max_frame_bytes)),
@@ -90,5 +94,87 @@ fn hostile_datagrams_get_no_stun_answer() {
         } else {
             assert!(answer.is_err(), "{name} was answered");
         }
+    }
+}
+
+/// The nonce the `pair_proof` seeds were signed over (`fuzz/fuzz_targets/pair_proof.rs`).
+const PAIR_PROOF_NONCE: Nonce = Nonce([0x5a; 32]);
+
+#[test]
+fn hostile_proofs_joins_and_welcomes_are_refused() {
+    let limits = Limits::default();
+    for (name, bytes) in corpus("pair_proof") {
+        let text = std::str::from_utf8(&bytes).unwrap();
+        if name.contains("welcome") {
+            // What a client reads from a server.
+            let decoded = ServerMessage::decode(text);
+            if name.starts_with("seed-") {
+                assert!(
+                    matches!(&decoded, Ok(ServerMessage::Welcome { nonce: Some(n), .. }) if *n == PAIR_PROOF_NONCE),
+                    "{name}: {decoded:?}"
+                );
+            } else {
+                assert!(decoded.is_err(), "{name} was accepted: {decoded:?}");
+            }
+            continue;
+        }
+        // What the server reads from a client, frame by frame, on the connection the seeds signed for.
+        let mut hub = Hub::new(limits.clone());
+        let now = Instant::now();
+        let conn = hub
+            .connect(Ipv4Addr::LOCALHOST.into(), PAIR_PROOF_NONCE, now)
+            .unwrap();
+        let mut out = Vec::new();
+        let hello = ClientMessage::decode(r#"{"type":"hello","version":1}"#, 1024);
+        hub.handle(conn, Inbound::Text(hello), now, &mut out);
+        for frame in text.split('\n') {
+            let decoded = ClientMessage::decode(frame, limits.max_frame_bytes);
+            hub.handle(conn, Inbound::Text(decoded), now, &mut out);
+        }
+        let errors: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    message: ServerMessage::Error { kind, fatal, .. },
+                    ..
+                } => Some((*kind, *fatal)),
+                _ => None,
+            })
+            .collect();
+        if name.starts_with("seed-") {
+            assert!(errors.is_empty(), "{name}: {out:?}");
+            assert!(
+                out.iter().any(|o| matches!(
+                    o,
+                    Output::Send {
+                        message: ServerMessage::Proved { .. },
+                        ..
+                    }
+                )),
+                "{name}: {out:?}"
+            );
+            if text.contains("\"join\"") {
+                assert!(
+                    matches!(
+                        out.last(),
+                        Some(Output::Send {
+                            message: ServerMessage::Joined { members: 1, .. },
+                            ..
+                        })
+                    ),
+                    "{name}: {out:?}"
+                );
+            }
+            continue;
+        }
+        assert!(
+            matches!(
+                &errors[..],
+                [(ErrorKind::BadProof | ErrorKind::BadFrame, true)]
+            ),
+            "{name}: {out:?}"
+        );
+        assert!(matches!(out.last(), Some(Output::Close { .. })), "{name}");
+        assert_eq!((hub.connection_count(), hub.room_count()), (0, 0), "{name}");
     }
 }

@@ -12,5 +12,6 @@ mod http;
 mod many_connections;
 mod relay;
 mod shutdown;
+mod squatters;
 mod stun;
 mod tls;

@@ -8,7 +8,10 @@ use crate::common::{Server, next_event};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_come_and_go() {
     const N: usize = 1000;
-    let server = Server::start("[limits]\nmax_connections_per_ip = 2000\n");
+    // Every client is 127.0.0.1: 500 receivers joining their codes at once.
+    let server = Server::start(
+        "[limits]\nmax_connections_per_ip = 2000\nmax_nameplate_joins_per_min = 1000\n",
+    );
     let clients = join_all((0..N).map(|_| server.client())).await;
     server.wait_metric("p2p_signal_connections", N as f64).await;
 

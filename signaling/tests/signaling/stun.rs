@@ -1,6 +1,6 @@
 //! The embedded STUN responder, checked with a STUN codec we did not write (`stun_codec`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bytecodec::{DecodeExt, EncodeExt};
@@ -100,4 +100,56 @@ async fn no_stun_means_no_answer() {
     let mut buf = [0u8; 1500];
     let answer = tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await;
     assert!(!matches!(answer, Ok(Ok(_))), "something answered on {port}");
+}
+
+#[tokio::test]
+async fn a_flood_from_one_source_is_cut_while_another_is_answered() {
+    let server = Server::start("[stun]\nmax_requests_per_sec = 2\n");
+    let stun = server.stun.unwrap();
+    let flooder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    const SENT: usize = 100;
+    for _ in 0..SENT {
+        let request = MessageEncoder::new()
+            .encode_into_bytes(Message::<Attribute>::new(
+                MessageClass::Request,
+                BINDING,
+                TransactionId::new(rand_bytes()),
+            ))
+            .unwrap();
+        flooder.send_to(&request, stun).await.unwrap();
+    }
+    // Answers come at once or not at all: read until the line goes quiet.
+    let mut answered = 0;
+    let mut buf = [0u8; 1500];
+    while tokio::time::timeout(Duration::from_millis(500), flooder.recv_from(&mut buf))
+        .await
+        .is_ok()
+    {
+        answered += 1;
+    }
+    // Two a second, in bursts of two: a handful, however slow this machine is.
+    assert!(answered >= 2, "{answered} answers");
+    assert!(
+        answered <= SENT / 4,
+        "{answered} of {SENT} flooded requests answered"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while server.metric("p2p_signal_stun_rate_limited_total").await < (SENT / 2) as f64 {
+        assert!(tokio::time::Instant::now() < deadline, "drops not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Another source address is answered at once, with its own address.
+    let other = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 2), 0))
+        .await
+        .unwrap();
+    let me = other.local_addr().unwrap();
+    let answer = ask(&other, stun, false).await;
+    assert_eq!(
+        answer
+            .get_attribute::<XorMappedAddress>()
+            .unwrap()
+            .address(),
+        me
+    );
 }

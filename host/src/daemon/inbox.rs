@@ -41,6 +41,7 @@ use super::local::{self, hash_file, stat};
 use crate::identity::PeerId;
 use crate::oneshot::{self, Observer};
 use crate::session::{Incoming, PairSignaling};
+use crate::store::{Destination, StoreError};
 use crate::sync::{IndexEntry, Origin, conflict_name};
 use crate::transfer::ValidManifest;
 
@@ -207,6 +208,7 @@ impl Observer for Receiving {
                 self.files.push((path, *file.hash.as_bytes()));
             }
         }
+        within_folder(&entry.path, offer)?;
         // Every file is judged before anything is renamed: a declined offer changes nothing.
         let mut copies = Vec::new();
         for (path, hash) in &self.files {
@@ -250,6 +252,29 @@ impl Observer for Receiving {
     fn hook_failed(&mut self, error: &crate::hooks::HookError) {
         tracing::warn!("{error}");
     }
+}
+
+/// Refuses an offer with a file whose way into the folder at `root` passes a symbolic link (or
+/// something else that is not a folder): judging it would look, and a conflict copy would
+/// rename, outside the folder. Checked before anything is judged; the receive would refuse the
+/// link anyway, but only after the copy was made.
+fn within_folder(root: &std::path::Path, offer: &ValidManifest) -> Result<(), String> {
+    let destination = Destination::open(root).map_err(|e| e.to_string())?;
+    for file in &offer.files {
+        if let Err(e) = destination.parent_of(&file.path, false) {
+            tracing::warn!(path = %file.path, "not received: {e}");
+            // Said to the peer: the folder's path here is none of its business.
+            return Err(match e {
+                StoreError::Symlink(_) | StoreError::NotAFolder(_) => format!(
+                    "{}: a folder on its way is a symbolic link or a file on the receiving \
+                     side; not received",
+                    file.path
+                ),
+                other => other.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Failures in a row, sending a file to a peer, after which this host stops keeping the name of

@@ -751,3 +751,40 @@ async fn a_daemon_receiving_a_file_leaves_the_users_own_part_file_alone() {
         ["notes.txt", "notes.txt.part"]
     );
 }
+
+/// A folder of the user's own in the sync folder may be a link to elsewhere (`docs ->
+/// ../outside`); the peer has a real `docs/`. Its `docs/x.txt` must change nothing outside the
+/// folder: not the file there, not a conflict copy of it (the host that yields a conflict used to
+/// rename the file outside to a conflict copy before the write through the link was refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_changes_nothing_through_a_link_in_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = pair(dir.path(), "");
+    // The receiver is the host that yields a conflict: the one whose id sorts last.
+    let (mut sender, mut receiver) = if a.id < b.id { (a, b) } else { (b, a) };
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("x.txt"), b"the user's own, outside the folder").unwrap();
+    std::fs::create_dir_all(receiver.folder("share")).unwrap();
+    std::os::unix::fs::symlink("../../outside", receiver.folder("share").join("docs")).unwrap();
+    drop_file(&sender.folder("share").join("docs/x.txt"), b"from the peer");
+    sender.start();
+    receiver.start();
+    let tried = wait_for(|| async { receiver.log_text().contains("not received") }).await;
+    assert!(tried, "{}\n{}", sender.log_text(), receiver.log_text());
+    assert_eq!(
+        contents_under(&outside),
+        [(
+            "x.txt".to_owned(),
+            b"the user's own, outside the folder".to_vec()
+        )]
+        .into(),
+        "{}",
+        receiver.log_text()
+    );
+    assert!(
+        receiver.log_text().contains("symbolic link"),
+        "{}",
+        receiver.log_text()
+    );
+}

@@ -5,8 +5,10 @@
 //! the folder of the same id, without sending it back.
 //!
 //! The parts: [`local`] turns changes seen on disk into queued jobs, [`outbox`] sends a peer its
-//! queue, [`inbox`] takes what peers send, [`control`] answers `p2phost status`.
+//! queue, [`inbox`] takes what peers send, [`conflict`] settles a file changed on both hosts,
+//! [`control`] answers `p2phost status`.
 
+mod conflict;
 mod control;
 mod inbox;
 mod local;

@@ -5,6 +5,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::SafePath;
+use super::replace::{self, Placed};
 
 /// The BLAKE3 hash of every chunk group of a file, in order; the last group may be short.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,32 +329,7 @@ impl PartFile {
             let p = p.to_path_buf();
             move |source| StoreError::Io { path: p, source }
         };
-        if self.written != self.size {
-            return Err(StoreError::Length {
-                path: self.final_path,
-                message: format!("ended after {} of {} bytes", self.written, self.size),
-            });
-        }
-        // Every byte was checked: each chunk group as it completed (against the hashes of the
-        // offer), and a resumed prefix group by group when the file was opened. Hashing the whole
-        // file again cost the receiver a tenth of its CPU (docs/BENCHMARKS.md).
-        #[cfg(unix)]
-        if let Some(sender) = self.mode {
-            use std::os::unix::fs::PermissionsExt;
-            let created = self
-                .file
-                .metadata()
-                .map_err(io_err(&self.part_path))?
-                .permissions()
-                .mode()
-                & 0o777;
-            let executable = sender & 0o111 & ((created & 0o444) >> 2);
-            let mode = (created & (sender | 0o600)) | executable;
-            self.file
-                .set_permissions(fs::Permissions::from_mode(mode))
-                .map_err(io_err(&self.part_path))?;
-        }
-        self.file.sync_all().map_err(io_err(&self.part_path))?;
+        self.seal()?;
         drop(self.file);
         if self.overwrite {
             fs::rename(&self.part_path, &self.final_path).map_err(io_err(&self.final_path))?;
@@ -378,6 +354,72 @@ impl PartFile {
             let _ = File::open(parent).and_then(|d| d.sync_all());
         }
         Ok(self.final_path)
+    }
+
+    /// Like [`PartFile::finish`] with `overwrite`, except that what was under the final name is
+    /// not destroyed: the file takes the name atomically, and the version it replaced, if any,
+    /// is left at [`Placed::replaced`] for the caller to compare with what it expected there,
+    /// then delete or keep. Nothing saved under the name at any moment is lost on the way.
+    pub fn finish_keeping_replaced(self) -> Result<Placed, StoreError> {
+        let io_err = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
+        if self.already_there {
+            let received = self.file.metadata().map_err(io_err(&self.final_path))?;
+            return Ok(Placed {
+                path: self.final_path,
+                replaced: None,
+                received,
+            });
+        }
+        let received = self.seal()?;
+        drop(self.file);
+        let replaced = replace::place_keeping(&self.part_path, &self.final_path)
+            .map_err(io_err(&self.final_path))?;
+        if let Some(parent) = self.final_path.parent() {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+        Ok(Placed {
+            path: self.final_path,
+            replaced,
+            received,
+        })
+    }
+
+    /// Checks the whole file was written, gives it its mode and syncs it; its metadata then.
+    fn seal(&self) -> Result<fs::Metadata, StoreError> {
+        let io_err = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
+        if self.written != self.size {
+            return Err(StoreError::Length {
+                path: self.final_path.clone(),
+                message: format!("ended after {} of {} bytes", self.written, self.size),
+            });
+        }
+        // Every byte was checked: each chunk group as it completed (against the hashes of the
+        // offer), and a resumed prefix group by group when the file was opened. Hashing the whole
+        // file again cost the receiver a tenth of its CPU (docs/BENCHMARKS.md).
+        #[cfg(unix)]
+        if let Some(sender) = self.mode {
+            use std::os::unix::fs::PermissionsExt;
+            let created = self
+                .file
+                .metadata()
+                .map_err(io_err(&self.part_path))?
+                .permissions()
+                .mode()
+                & 0o777;
+            let executable = sender & 0o111 & ((created & 0o444) >> 2);
+            let mode = (created & (sender | 0o600)) | executable;
+            self.file
+                .set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_err(&self.part_path))?;
+        }
+        self.file.sync_all().map_err(io_err(&self.part_path))?;
+        self.file.metadata().map_err(io_err(&self.part_path))
     }
 }
 

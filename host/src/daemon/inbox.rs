@@ -6,10 +6,12 @@
 //! A file that changed on both hosts is settled by the rule of [`super::conflict`], when the
 //! offer arrives and again when each file takes its name.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::Shared;
 use super::conflict::{Replaced, Stamp, Verdict, judge, keep_as_copy, settle_replaced};
@@ -73,7 +75,14 @@ async fn receive(
     let root = entry.path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let hooks = shared.hooks_off_thread().await?;
-    shared.live().transfer_started(&name, &entry.id, 0);
+    let (number, stop, superseded) = shared.receives.supersede(peer, folder);
+    if superseded {
+        tracing::info!(
+            peer = %name, folder = %entry.id,
+            "the peer came back: the transfer from its previous connection is dropped"
+        );
+    }
+    let in_flight = shared.in_flight(&name, &entry.id, 0);
     let mut observer = Receiving {
         shared: Arc::clone(shared),
         folder,
@@ -82,10 +91,20 @@ async fn receive(
         kept: Vec::new(),
         send_back: Vec::new(),
     };
-    let result = oneshot::receive_over(link, &root, true, hooks, &mut observer)
-        .await
-        .map_err(|e| e.to_string());
-    shared.live().transfer_ended(&name, &entry.id);
+    let peer_connection = Arc::clone(&link.peer_connection);
+    let result = tokio::select! {
+        result = oneshot::receive_over(link, &root, true, hooks, &mut observer) => {
+            result.map_err(|e| e.to_string())
+        }
+        () = stop.notified() => {
+            let _ = peer_connection.close().await;
+            Err("the peer came back with a new transfer for this folder, which takes over from \
+                 this one"
+                .to_owned())
+        }
+    };
+    shared.receives.release(peer, folder, number);
+    drop(in_flight);
     let files = std::mem::take(&mut observer.files);
     // What took its name is indexed even if the transfer broke off later.
     let mut kept = record(shared, folder, &peer, &files, &observer.send_back);
@@ -99,12 +118,7 @@ async fn receive(
         }
         Err(e) => Err(e),
     };
-    {
-        let mut receiving = shared.receiving();
-        for file in &files {
-            receiving.remove(&(folder, file.path.clone()));
-        }
-    }
+    shared.unmark_receiving(folder, files.iter().map(|f| f.path.as_str()));
     // Local changes kept against the offer, or found when a file took its name, may have been
     // reported while the files were being received, and then passed over: queue them now
     // (nothing happens for what is queued already).
@@ -119,6 +133,48 @@ async fn receive(
         .await;
     }
     outcome
+}
+
+/// Receives under way, by peer and folder: each one's number, and what stops it.
+type Running = HashMap<(PeerId, usize), (u64, Arc<Notify>)>;
+
+/// The receive under way from each peer into each folder.
+#[derive(Debug, Default)]
+pub(super) struct Receives(Mutex<Running>);
+
+impl Receives {
+    fn lock(&self) -> MutexGuard<'_, Running> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a receive from `peer` into `folder`, and stops the one under way, if any: a
+    /// peer sends one transfer per folder at a time, so an older one belongs to a connection the
+    /// peer has given up (it restarted, or its side failed), which would otherwise be held until
+    /// it times out. The new receive's number, and what stops it in turn.
+    fn supersede(&self, peer: PeerId, folder: usize) -> (u64, Arc<Notify>, bool) {
+        static NUMBERS: AtomicU64 = AtomicU64::new(0);
+        let number = NUMBERS.fetch_add(1, Ordering::Relaxed);
+        let stop = Arc::new(Notify::new());
+        let older = self
+            .lock()
+            .insert((peer, folder), (number, Arc::clone(&stop)));
+        if let Some((_, older)) = &older {
+            // Stored if the older one is not waiting yet: it stops as soon as it does.
+            older.notify_one();
+        }
+        (number, stop, older.is_some())
+    }
+
+    /// Ends receive `number` from `peer` into `folder`, unless a newer one took its place.
+    fn release(&self, peer: PeerId, folder: usize, number: u64) {
+        let mut running = self.lock();
+        if running
+            .get(&(peer, folder))
+            .is_some_and(|(current, _)| *current == number)
+        {
+            running.remove(&(peer, folder));
+        }
+    }
 }
 
 /// Indexes the received files that took their names as `peer`'s and queues them for the
@@ -204,12 +260,8 @@ impl Observer for Receiving {
                 placed: None,
             });
         }
-        {
-            let mut receiving = self.shared.receiving();
-            for file in &self.files {
-                receiving.insert((self.folder, file.path.clone()));
-            }
-        }
+        self.shared
+            .mark_receiving(self.folder, self.files.iter().map(|f| f.path.as_str()));
         // Every file is judged before anything is renamed: a declined offer changes nothing.
         let mut copies = Vec::new();
         let mut declined = Vec::new();

@@ -66,7 +66,7 @@ pub(super) fn consider(shared: &Shared, folder: usize, path: &str) {
 }
 
 fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String> {
-    if shared.receiving().contains(&(folder, path.to_owned())) {
+    if shared.is_receiving(folder, path) {
         return Ok(());
     }
     let Some(entry) = shared.config.folders.get(folder) else {

@@ -351,25 +351,42 @@ async fn an_offline_peer_gets_what_was_queued_for_it_when_it_comes_back() {
     }
 }
 
+/// A chunk hook that makes receiving the first 8 MiB of a file over 1 MB take at least 10 ms of
+/// the daemon's CPU time per chunk (`os.clock`, granted): a transfer is caught in flight on any
+/// machine, however fast, and what comes after goes at full speed, so a busy machine does not
+/// make a resend take minutes.
+const SLOW_START: &str = "p2p.on('chunk', function(file, chunk)\n\
+       if file.side == 'receive' and file.size > 1000000 and chunk.offset < 8388608 then\n\
+         local resume = os.clock() + 0.01\n\
+         while os.clock() < resume do end\n\
+       end\n\
+     end)\n";
+
+/// 16 MiB that no two chunk groups share.
+fn big_file() -> Vec<u8> {
+    (0..16u32 * 1024 * 1024 / 4)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect()
+}
+
+/// Waits until `host`'s `NAME.part` of `name` in "share" holds more than 2 MiB.
+async fn wait_in_flight(host: &Host, name: &str, logs: &[&Host]) {
+    let part = host.folder("share").join(format!("{name}.part"));
+    let in_flight =
+        wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 2 * 1024 * 1024) })
+            .await;
+    let logs: Vec<String> = logs.iter().map(|h| h.log_text()).collect();
+    assert!(in_flight, "no partial file seen\n{}", logs.join("\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut a, b) = running_pair(dir.path(), "").await;
-    // Big enough to catch in flight: hashing and sending take a while.
-    let big: Vec<u8> = (0..300u32 * 1024 * 1024 / 4)
-        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
-        .collect();
+    let hooks = timed_script(dir.path(), "slow-start.lua", SLOW_START);
+    let (mut a, b) = running_pair(dir.path(), &hooks).await;
+    let big = big_file();
     drop_file(&a.folder("share").join("big.bin"), &big);
-    let part = b.folder("share").join("big.bin.part");
-    let in_flight =
-        wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 10 * 1024 * 1024) })
-            .await;
-    assert!(
-        in_flight,
-        "no partial file seen\n{}\n{}",
-        a.log_text(),
-        b.log_text()
-    );
+    wait_in_flight(&b, "big.bin", &[&a, &b]).await;
     a.kill();
     assert!(!b.folder("share").join("big.bin").exists());
     a.start();
@@ -377,6 +394,29 @@ async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicate
     // One file, no leftovers, no conflict copies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_mid_transfer_is_sent_the_rest_as_soon_as_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = timed_script(dir.path(), "slow-start.lua", SLOW_START);
+    let (a, mut b) = running_pair(dir.path(), &hooks).await;
+    let big = big_file();
+    drop_file(&a.folder("share").join("big.bin"), &big);
+    wait_in_flight(&b, "big.bin", &[&a, &b]).await;
+    b.kill();
+    b.start();
+    wait_for_file(&b.folder("share").join("big.bin"), &big, &[&a, &b]).await;
+    // A dropped the transfer with b's previous connection when b came back, rather than wait
+    // until that connection timed out.
+    assert!(
+        a.log_text().contains("the peer came back"),
+        "{}",
+        a.log_text()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+    wait_quiet(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,8 +24,10 @@ const MAX_REQUEST: usize = 256;
 pub(crate) struct Live {
     pub(crate) signaling: bool,
     online: BTreeMap<String, bool>,
-    /// (peer, folder) → files, for transfers in flight.
-    in_flight: BTreeMap<(String, String), usize>,
+    /// Transfers in flight, by number: peer, folder, files. Two may share a peer and a folder
+    /// (a send and a receive, or a receive and the one it takes over from).
+    in_flight: BTreeMap<u64, (String, String, usize)>,
+    next_transfer: u64,
 }
 
 impl Live {
@@ -33,13 +35,17 @@ impl Live {
         self.online.insert(peer.to_owned(), online);
     }
 
-    pub(crate) fn transfer_started(&mut self, peer: &str, folder: &str, files: usize) {
+    /// A transfer with `peer` for `folder` started; its number, for [`Live::transfer_ended`].
+    pub(crate) fn transfer_started(&mut self, peer: &str, folder: &str, files: usize) -> u64 {
+        let number = self.next_transfer;
+        self.next_transfer += 1;
         self.in_flight
-            .insert((peer.to_owned(), folder.to_owned()), files);
+            .insert(number, (peer.to_owned(), folder.to_owned(), files));
+        number
     }
 
-    pub(crate) fn transfer_ended(&mut self, peer: &str, folder: &str) {
-        self.in_flight.remove(&(peer.to_owned(), folder.to_owned()));
+    pub(crate) fn transfer_ended(&mut self, number: u64) {
+        self.in_flight.remove(&number);
     }
 
     /// Whether no transfer is in flight.
@@ -137,8 +143,8 @@ fn status(shared: &Shared) -> Status {
         queued: shared.state.queue_len().unwrap_or_default(),
         in_flight: live
             .in_flight
-            .iter()
-            .map(|((peer, folder), files)| TransferStatus {
+            .values()
+            .map(|(peer, folder, files)| TransferStatus {
                 peer: peer.clone(),
                 folder: folder.clone(),
                 files: *files,

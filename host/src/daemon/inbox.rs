@@ -3,46 +3,24 @@
 //! folder receives from that peer. Received files are indexed as the peer's, so they are never
 //! sent back to it, and queued for the folder's other peers.
 //!
-//! # Conflicts
-//!
-//! An offered file *conflicts* when this host holds a different version under its name that the
-//! sending peer has not seen: changed since it was last synced, or still queued for that peer
-//! (unless it came from that peer). A copy with the same content is no conflict, however it was
-//! made. Both hosts see the conflict, each in its own inbox and perhaps at the same moment, and
-//! must settle it the same way without asking each other, so the rule looks only at what both
-//! know, their two peer ids:
-//!
-//! - The host whose id sorts first (as `p2phost id` prints it) keeps its version under the name:
-//!   it declines the whole offer (the sender retries it later, with backoff) and sends its own
-//!   version, which is queued for that peer anyway.
-//! - The other host renames its version to `NAME.sync-conflict-YYYYMMDD-HHMMSS-BY.EXT` (BY: the
-//!   first group of its own id), takes the incoming file under the name, and queues the name back
-//!   to the sender. The copy syncs as a file of its own.
-//!
-//! Sending the name back repairs the one order the rule alone cannot: the losing host's version
-//! was already on its way when it took the winner's, and arrived after the winner's own version
-//! had been delivered (so the winner saw nothing left to protect and took it). Where the winner
-//! still has the name, the file sent back is identical and changes nothing.
-//!
-//! The first host keeps the name only while its version can reach the peer: the folder sends to
-//! that peer, and sending the file there has not failed [`YIELD_AFTER`] times in a row (a peer
-//! whose folder does not take this host's files would otherwise be declined forever). Past that,
-//! it keeps its own version as a conflict copy, takes the incoming one, and sends nothing back.
-//!
-//! Deletions are not synced, so a conflict is always between two versions of content.
+//! A file that changed on both hosts is settled by the rule of [`super::conflict`], when the
+//! offer arrives and again when each file takes its name.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::Shared;
-use super::local::{self, hash_file, stat};
+use super::conflict::{Replaced, Stamp, Verdict, judge, keep_as_copy, settle_replaced};
+use super::local::{self, stat};
 use crate::identity::PeerId;
 use crate::oneshot::{self, Observer};
 use crate::session::{Incoming, PairSignaling};
-use crate::store::{Destination, StoreError};
-use crate::sync::{IndexEntry, Origin, conflict_name};
+use crate::store::{Destination, Placed, StoreError};
+use crate::sync::{IndexEntry, Origin};
 use crate::transfer::ValidManifest;
 
 /// A sync transfer's data channel label: this, then the folder id.
@@ -98,7 +76,14 @@ async fn receive(
     let root = entry.path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let hooks = shared.hooks_off_thread().await?;
-    shared.live().transfer_started(&name, &entry.id, 0);
+    let (number, stop, superseded) = shared.receives.supersede(peer, folder);
+    if superseded {
+        tracing::info!(
+            peer = %name, folder = %entry.id,
+            "the peer came back: the transfer from its previous connection is dropped"
+        );
+    }
+    let in_flight = shared.in_flight(&name, &entry.id, 0);
     let mut observer = Receiving {
         shared: Arc::clone(shared),
         folder,
@@ -107,30 +92,40 @@ async fn receive(
         kept: Vec::new(),
         send_back: Vec::new(),
     };
-    let result =
-        oneshot::receive_over(link, &root, true, hooks, &mut observer, &shared.stopping).await;
-    shared.live().transfer_ended(&name, &entry.id);
+    let peer_connection = Arc::clone(&link.peer_connection);
+    let receiving =
+        oneshot::receive_over(link, &root, true, hooks, &mut observer, &shared.stopping);
+    let result = tokio::select! {
+        result = receiving => {
+            result.map_err(|e| e.to_string())
+        }
+        () = stop.notified() => {
+            let _ = peer_connection.close().await;
+            Err("the peer came back with a new transfer for this folder, which takes over from \
+                 this one"
+                .to_owned())
+        }
+    };
+    shared.receives.release(peer, folder, number);
+    drop(in_flight);
     let files = std::mem::take(&mut observer.files);
+    // What took its name is indexed even if the transfer broke off later.
+    let mut kept = record(shared, folder, &peer, &files, &observer.send_back);
     let outcome = match result {
         Ok(report) => {
             tracing::info!(
                 peer = %name, folder = %entry.id, files = report.files, bytes = report.bytes,
                 seconds = format_args!("{:.2}", report.seconds), "received"
             );
-            record(shared, folder, &peer, &files, &observer.send_back);
             Ok(())
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
-    {
-        let mut receiving = shared.receiving();
-        for (path, _) in &files {
-            receiving.remove(&(folder, path.clone()));
-        }
-    }
-    // A change kept against the offer may have been reported while it was being received, and
-    // then passed over: queue it now (nothing happens if it is queued already).
-    let kept = std::mem::take(&mut observer.kept);
+    shared.unmark_receiving(folder, files.iter().map(|f| f.path.as_str()));
+    // Local changes kept against the offer, or found when a file took its name, may have been
+    // reported while the files were being received, and then passed over: queue them now
+    // (nothing happens for what is queued already).
+    kept.append(&mut observer.kept);
     if !kept.is_empty() {
         let shared = Arc::clone(shared);
         let _ = tokio::task::spawn_blocking(move || {
@@ -143,34 +138,82 @@ async fn receive(
     outcome
 }
 
-/// Indexes the received files as `peer`'s and queues them for the folder's other peers, and
-/// for `peer` itself those in `send_back` (conflicts this host lost: see the module docs).
+/// Receives under way, by peer and folder: each one's number, and what stops it.
+type Running = HashMap<(PeerId, usize), (u64, Arc<Notify>)>;
+
+/// The receive under way from each peer into each folder.
+#[derive(Debug, Default)]
+pub(super) struct Receives(Mutex<Running>);
+
+impl Receives {
+    fn lock(&self) -> MutexGuard<'_, Running> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a receive from `peer` into `folder`, and stops the one under way, if any: a
+    /// peer sends one transfer per folder at a time, so an older one belongs to a connection the
+    /// peer has given up (it restarted, or its side failed), which would otherwise be held until
+    /// it times out. The new receive's number, and what stops it in turn.
+    fn supersede(&self, peer: PeerId, folder: usize) -> (u64, Arc<Notify>, bool) {
+        static NUMBERS: AtomicU64 = AtomicU64::new(0);
+        let number = NUMBERS.fetch_add(1, Ordering::Relaxed);
+        let stop = Arc::new(Notify::new());
+        let older = self
+            .lock()
+            .insert((peer, folder), (number, Arc::clone(&stop)));
+        if let Some((_, older)) = &older {
+            // Stored if the older one is not waiting yet: it stops as soon as it does.
+            older.notify_one();
+        }
+        (number, stop, older.is_some())
+    }
+
+    /// Ends receive `number` from `peer` into `folder`, unless a newer one took its place.
+    fn release(&self, peer: PeerId, folder: usize, number: u64) {
+        let mut running = self.lock();
+        if running
+            .get(&(peer, folder))
+            .is_some_and(|(current, _)| *current == number)
+        {
+            running.remove(&(peer, folder));
+        }
+    }
+}
+
+/// Indexes the received files that took their names as `peer`'s and queues them for the
+/// folder's other peers, and for `peer` itself those in `send_back` (conflicts this host lost:
+/// see [`super::conflict`]). Returns the files changed since they took their names, which the
+/// watcher passed over as this host's own writes.
 fn record(
     shared: &Shared,
     folder: usize,
     peer: &PeerId,
-    files: &[(String, [u8; 32])],
+    files: &[Offered],
     send_back: &[String],
-) {
+) -> Vec<String> {
     let entry = &shared.config.folders[folder];
     let origin = Origin::Peer(peer.to_string());
     let mut woken = Vec::new();
+    let mut changed = Vec::new();
     let written = shared.state.write(|batch| {
-        for (path, hash) in files {
-            let Ok(Some((size, mtime_ns))) = stat(&entry.path.join(path)) else {
+        for file in files {
+            let Some((size, mtime_ns)) = file.placed else {
                 continue;
             };
-            let mut to = shared.router.destinations(folder, path, Some(peer));
-            if send_back.contains(path) {
+            if stat(&entry.path.join(&file.path)).ok().flatten() != Some((size, mtime_ns)) {
+                changed.push(file.path.clone());
+            }
+            let mut to = shared.router.destinations(folder, &file.path, Some(peer));
+            if send_back.contains(&file.path) {
                 to.push(*peer);
             }
             let indexed = IndexEntry {
                 size,
                 mtime_ns,
-                hash: *hash,
+                hash: file.hash,
                 origin: origin.clone(),
             };
-            super::record_and_queue(batch, &entry.id, path, &indexed, &to)?;
+            super::record_and_queue(batch, &entry.id, &file.path, &indexed, &to)?;
             woken.extend(to);
         }
         Ok(())
@@ -181,17 +224,29 @@ fn record(
     for other in woken {
         shared.wake(&other);
     }
+    changed
+}
+
+/// A file of the offer being received.
+struct Offered {
+    path: String,
+    hash: [u8; 32],
+    /// What was under its name when the offer was judged.
+    before: Option<Stamp>,
+    /// Size and modification time of the received file as it took its name; `None` until then,
+    /// or when a local change kept the name.
+    placed: Option<(u64, i128)>,
 }
 
 /// The receiving side's say on an offer: marks its files as being received, and settles
-/// conflicts with local changes (see the module docs).
+/// conflicts with local changes (see [`super::conflict`]).
 struct Receiving {
     shared: Arc<Shared>,
     folder: usize,
     peer: PeerId,
-    /// The offered files and their hashes.
-    files: Vec<(String, [u8; 32])>,
-    /// Local changes that keep their name: the offer was declined for them.
+    /// The offered files, in the offer's order.
+    files: Vec<Offered>,
+    /// Local changes that keep their name, and conflict copies: queued once the transfer ends.
     kept: Vec<String>,
     /// Files taken over a local change that was moved to a conflict copy: sent back to the peer.
     send_back: Vec<String>,
@@ -200,53 +255,104 @@ struct Receiving {
 impl Observer for Receiving {
     fn offer(&mut self, offer: &ValidManifest) -> Result<(), String> {
         let entry = &self.shared.config.folders[self.folder];
-        {
-            let mut receiving = self.shared.receiving();
-            for file in &offer.files {
-                let path = file.path.to_string();
-                receiving.insert((self.folder, path.clone()));
-                self.files.push((path, *file.hash.as_bytes()));
-            }
+        for file in &offer.files {
+            self.files.push(Offered {
+                path: file.path.to_string(),
+                hash: *file.hash.as_bytes(),
+                before: None,
+                placed: None,
+            });
         }
         within_folder(&entry.path, offer)?;
+        self.shared
+            .mark_receiving(self.folder, self.files.iter().map(|f| f.path.as_str()));
         // Every file is judged before anything is renamed: a declined offer changes nothing.
         let mut copies = Vec::new();
-        for (path, hash) in &self.files {
-            match judge(&self.shared, self.folder, path, hash, &self.peer)? {
+        let mut declined = Vec::new();
+        for (index, file) in self.files.iter_mut().enumerate() {
+            let (verdict, stamp) = judge(
+                &self.shared,
+                self.folder,
+                &file.path,
+                &file.hash,
+                &self.peer,
+            )?;
+            file.before = stamp;
+            match verdict {
                 Verdict::Take => {}
-                Verdict::Keep => self.kept.push(path.clone()),
-                verdict @ (Verdict::Yield | Verdict::Yielded) => copies.push((path, verdict)),
+                Verdict::Keep => declined.push(file.path.clone()),
+                Verdict::Yield | Verdict::Yielded => copies.push((index, verdict)),
             }
         }
-        if let Some(first) = self.kept.first() {
+        if let Some(first) = declined.first() {
             tracing::warn!(
-                folder = %entry.id, path = %first, files = self.kept.len(),
+                folder = %entry.id, path = %first, files = declined.len(),
                 "conflict: both sides changed the file; this host's version keeps the name \
                  (its id sorts first), the offer is declined until the peer has it"
             );
-            let more = match self.kept.len() - 1 {
+            let more = match declined.len() - 1 {
                 0 => String::new(),
                 n => format!(" and {n} more"),
             };
-            return Err(format!(
+            let reason = format!(
                 "conflict: {first}{more} changed on both hosts; the version of {} keeps the \
                  name and is sent to you, yours becomes a conflict copy",
                 self.shared.identity.id()
-            ));
+            );
+            self.kept.append(&mut declined);
+            return Err(reason);
         }
-        for (path, verdict) in copies {
-            keep_as_copy(&self.shared, &entry.id, &entry.path, path)?;
+        let own = self.shared.identity.id();
+        for (index, verdict) in copies {
+            let path = self.files[index].path.clone();
+            let full = entry.path.join(&path);
+            let copy = keep_as_copy(&self.shared, self.folder, &path, &full, &own)?;
+            tracing::warn!(
+                folder = %entry.id, path, copy,
+                "conflict: both sides changed the file; the local version is kept as a copy"
+            );
             let back = verdict == Verdict::Yield
                 && self
                     .shared
                     .router
-                    .destinations(self.folder, path, None)
+                    .destinations(self.folder, &path, None)
                     .contains(&self.peer);
             if back {
-                self.send_back.push(path.clone());
+                self.send_back.push(path);
             }
         }
         Ok(())
+    }
+
+    fn placed(&mut self, index: usize, placed: &Placed) -> Result<PathBuf, String> {
+        let Some(file) = self.files.get_mut(index) else {
+            return Err(format!("file {index} of the offer is not known"));
+        };
+        let settled = settle_replaced(
+            &self.shared,
+            self.folder,
+            &self.peer,
+            &file.path,
+            file.before,
+            placed,
+        )?;
+        match settled {
+            Replaced::Unchanged => {}
+            Replaced::Copied(copy) => self.kept.push(copy),
+            Replaced::Kept(copy) => {
+                // The received file is the copy now: what the complete hooks are told.
+                let received = self.shared.config.folders[self.folder].path.join(&copy);
+                self.kept.push(file.path.clone());
+                self.kept.push(copy);
+                return Ok(received);
+            }
+        }
+        let modified = placed
+            .received
+            .modified()
+            .map_err(|e| format!("cannot read {}: {e}", placed.path.display()))?;
+        file.placed = Some((placed.received.len(), local::nanos(modified)));
+        Ok(placed.path.clone())
     }
 
     fn hook_failed(&mut self, error: &crate::hooks::HookError) {
@@ -274,115 +380,6 @@ fn within_folder(root: &std::path::Path, offer: &ValidManifest) -> Result<(), St
             });
         }
     }
-    Ok(())
-}
-
-/// Failures in a row, sending a file to a peer, after which this host stops keeping the name of
-/// that file against the peer's version (the peer's folder may not take files from it at all).
-pub(super) const YIELD_AFTER: u32 = 3;
-
-/// What to do with an offered file, given what this host has under its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// Nothing here the peer has not seen, or the same content: write it.
-    Take,
-    /// A conflict this host wins: decline the offer.
-    Keep,
-    /// A conflict this host loses: move the local version to a copy, take the file, send it back.
-    Yield,
-    /// A conflict this host would win but its version cannot reach the peer: move the local
-    /// version to a copy, take the file, send nothing back.
-    Yielded,
-}
-
-/// The verdict on `path` of folder `folder`, offered by `peer` with content `incoming`.
-fn judge(
-    shared: &Shared,
-    folder: usize,
-    path: &str,
-    incoming: &[u8; 32],
-    peer: &PeerId,
-) -> Result<Verdict, String> {
-    let entry = &shared.config.folders[folder];
-    let full = entry.path.join(path);
-    let Some((size, mtime_ns)) =
-        stat(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?
-    else {
-        return Ok(Verdict::Take);
-    };
-    let key = peer.to_string();
-    let known = shared
-        .state
-        .recorded(&entry.id, path)
-        .map_err(|e| e.to_string())?;
-    let queued = shared
-        .state
-        .queued(&key, &entry.id, path)
-        .map_err(|e| e.to_string())?;
-    let touched = known
-        .as_ref()
-        .is_none_or(|k| k.size != size || k.mtime_ns != mtime_ns);
-    // What came from this peer (and is queued back to it after a conflict) is no news to it.
-    let from_peer = known
-        .as_ref()
-        .is_some_and(|k| k.origin == Origin::Peer(key.clone()));
-    let unsent = queued.is_some() && !from_peer;
-    if !touched && !unsent {
-        return Ok(Verdict::Take);
-    }
-    let local = hash_file(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))?;
-    if &local == incoming {
-        return Ok(Verdict::Take);
-    }
-    if !unsent && known.as_ref().is_some_and(|k| k.hash == local) {
-        // Touched, not changed.
-        return Ok(Verdict::Take);
-    }
-    if shared.identity.id().to_string() > key {
-        return Ok(Verdict::Yield);
-    }
-    let reaches_peer = shared
-        .router
-        .destinations(folder, path, None)
-        .contains(peer)
-        && queued.is_none_or(|job| job.attempts < YIELD_AFTER);
-    Ok(if reaches_peer {
-        Verdict::Keep
-    } else {
-        Verdict::Yielded
-    })
-}
-
-/// Renames the local `path` to a conflict copy named by this host, which then syncs as a file of
-/// its own.
-fn keep_as_copy(
-    shared: &Shared,
-    folder: &str,
-    root: &std::path::Path,
-    path: &str,
-) -> Result<(), String> {
-    let full = root.join(path);
-    let name = full
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(path)
-        .to_owned();
-    let by = shared.identity.id().to_string();
-    let by = by.split('-').next().unwrap_or(&by);
-    let copy = full.with_file_name(conflict_name(&name, SystemTime::now(), by));
-    // A hard link then a removal: never replaces a file of that name.
-    std::fs::hard_link(&full, &copy)
-        .and_then(|()| std::fs::remove_file(&full))
-        .map_err(|e| {
-            format!(
-                "cannot keep the local change of {path} as {}: {e}",
-                copy.display()
-            )
-        })?;
-    tracing::warn!(
-        folder, path, copy = %copy.display(),
-        "conflict: both sides changed the file; the local version is kept as a copy"
-    );
     Ok(())
 }
 

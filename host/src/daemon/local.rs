@@ -66,7 +66,7 @@ pub(super) fn consider(shared: &Shared, folder: usize, path: &str) {
 }
 
 fn try_consider(shared: &Shared, folder: usize, path: &str) -> Result<(), String> {
-    if shared.receiving().contains(&(folder, path.to_owned())) {
+    if shared.is_receiving(folder, path) {
         return Ok(());
     }
     let Some(entry) = shared.config.folders.get(folder) else {
@@ -158,7 +158,7 @@ pub(super) fn stat(path: &Path) -> std::io::Result<Option<(u64, i128)>> {
     }
 }
 
-fn nanos(time: SystemTime) -> i128 {
+pub(super) fn nanos(time: SystemTime) -> i128 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => after.as_nanos() as i128,
         Err(before) => -(before.duration().as_nanos() as i128),

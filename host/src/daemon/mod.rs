@@ -5,14 +5,16 @@
 //! the folder of the same id, without sending it back.
 //!
 //! The parts: [`local`] turns changes seen on disk into queued jobs, [`outbox`] sends a peer its
-//! queue, [`inbox`] takes what peers send, [`control`] answers `p2phost status`.
+//! queue, [`inbox`] takes what peers send, [`conflict`] settles a file changed on both hosts,
+//! [`control`] answers `p2phost status`.
 
+mod conflict;
 mod control;
 mod inbox;
 mod local;
 mod outbox;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -81,9 +83,11 @@ pub(crate) struct Shared {
     pub(crate) session: SessionOptions,
     /// Rung when a peer's queue gets work.
     wake: HashMap<PeerId, Notify>,
-    /// Files being received now, by folder index and path: changes the watcher reports for them
-    /// are the daemon's own writes.
-    receiving: Mutex<HashSet<(usize, String)>>,
+    /// Files being received now, by folder index and path, and by how many receives: changes
+    /// the watcher reports for them are the daemon's own writes.
+    receiving: Mutex<HashMap<(usize, String), usize>>,
+    /// The receive under way from each peer into each folder.
+    receives: inbox::Receives,
     /// What `p2phost status` reports.
     pub(crate) status: Mutex<control::Live>,
     /// Thrown when the daemon stops: transfers in flight tell their peers they were cancelled,
@@ -119,14 +123,52 @@ impl Shared {
         }
     }
 
-    pub(crate) fn receiving(&self) -> std::sync::MutexGuard<'_, HashSet<(usize, String)>> {
+    fn receiving(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, String), usize>> {
         self.receiving
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether `path` of folder `folder` is being received now.
+    pub(crate) fn is_receiving(&self, folder: usize, path: &str) -> bool {
+        self.receiving().contains_key(&(folder, path.to_owned()))
+    }
+
+    /// Marks `paths` of `folder` as being received, by one more receive.
+    pub(crate) fn mark_receiving<'a>(&self, folder: usize, paths: impl Iterator<Item = &'a str>) {
+        let mut receiving = self.receiving();
+        for path in paths {
+            *receiving.entry((folder, path.to_owned())).or_default() += 1;
+        }
+    }
+
+    /// Undoes one [`Shared::mark_receiving`]: a receive that ends leaves the marks of another
+    /// one of the same files (a peer's new connection) in place.
+    pub(crate) fn unmark_receiving<'a>(&self, folder: usize, paths: impl Iterator<Item = &'a str>) {
+        let mut receiving = self.receiving();
+        for path in paths {
+            let key = (folder, path.to_owned());
+            if let Some(count) = receiving.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    receiving.remove(&key);
+                }
+            }
+        }
+    }
+
     pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, control::Live> {
         self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reports a transfer with `peer` for `folder` in flight until the returned guard is
+    /// dropped, however the transfer ends (a task aborted with its signaling connection too).
+    pub(crate) fn in_flight(&self, peer: &str, folder: &str, files: usize) -> InFlight<'_> {
+        let number = self.live().transfer_started(peer, folder, files);
+        InFlight {
+            shared: self,
+            number,
+        }
     }
 
     /// A peer's name from the config, or its id.
@@ -134,6 +176,18 @@ impl Shared {
         self.router
             .name_of(peer)
             .map_or_else(|| peer.to_string(), ToOwned::to_owned)
+    }
+}
+
+/// A transfer shown in flight by `p2phost status` while this lives.
+pub(crate) struct InFlight<'a> {
+    shared: &'a Shared,
+    number: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.live().transfer_ended(self.number);
     }
 }
 
@@ -222,6 +276,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         wake: config.peers.iter().map(|p| (p.id, Notify::new())).collect(),
         receiving: Mutex::default(),
+        receives: inbox::Receives::default(),
         status: Mutex::new(control::Live::default()),
         stopping: Cancel::new(),
         router,

@@ -1,10 +1,15 @@
 //! Sending a peer its queue: whenever the peer is in its room and jobs are due, one transfer per
 //! folder over a fresh data channel pinned to the peer; jobs leave the queue only once the peer
 //! confirmed the files, and a failure waits out a growing backoff (reset when the peer returns).
+//! A transfer under way when the peer comes back to its room (it restarted, or reconnected to
+//! the server) is dropped at once and sent again, resuming where it was, rather than waited out
+//! until its dead connection times out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
 
 use super::Shared;
 use crate::identity::PeerId;
@@ -19,7 +24,8 @@ const POLL: Duration = Duration::from_secs(30);
 
 /// Serves `peer` until the signaling connection ends (the caller starts again).
 pub(super) async fn serve_peer(shared: Arc<Shared>, pair: Arc<PairSignaling>, peer: PeerId) {
-    let Some(mut presence) = pair.presence(&peer) else {
+    let (Some(mut presence), Some(mut arrivals)) = (pair.presence(&peer), pair.arrivals(&peer))
+    else {
         return;
     };
     let name = shared.name(&peer);
@@ -67,7 +73,12 @@ pub(super) async fn serve_peer(shared: Arc<Shared>, pair: Arc<PairSignaling>, pe
             continue;
         }
         for (folder, jobs) in by_folder(jobs) {
-            send_folder(&shared, &pair, &peer, &name, &folder, jobs).await;
+            let link = Link {
+                pair: &pair,
+                peer: &peer,
+                arrivals: &mut arrivals,
+            };
+            send_folder(&shared, link, &name, &folder, jobs).await;
         }
     }
 }
@@ -88,10 +99,30 @@ fn by_folder(jobs: Vec<Job>) -> Vec<(String, Vec<Job>)> {
         .collect()
 }
 
+/// How a transfer reaches its peer: the pair room, and the peer's arrivals in it.
+struct Link<'a> {
+    pair: &'a PairSignaling,
+    peer: &'a PeerId,
+    arrivals: &'a mut watch::Receiver<u64>,
+}
+
+/// Why a transfer did not end with the peer's confirmation.
+enum NotSent {
+    /// The peer came back while the transfer was under way with its previous connection.
+    CameBack,
+    /// Anything else: the jobs wait out their backoff.
+    Failed(String),
+}
+
+impl From<String> for NotSent {
+    fn from(reason: String) -> Self {
+        Self::Failed(reason)
+    }
+}
+
 async fn send_folder(
     shared: &Arc<Shared>,
-    pair: &PairSignaling,
-    peer: &PeerId,
+    link: Link<'_>,
     name: &str,
     folder: &str,
     jobs: Vec<Job>,
@@ -108,9 +139,9 @@ async fn send_folder(
     };
     let root = shared.config.folders[index].path.clone();
     let paths: Vec<String> = jobs.iter().map(|j| j.path.clone()).collect();
-    shared.live().transfer_started(name, folder, jobs.len());
-    let outcome = send(shared, pair, peer, folder, root, paths).await;
-    shared.live().transfer_ended(name, folder);
+    let in_flight = shared.in_flight(name, folder, jobs.len());
+    let outcome = send(shared, link, folder, root, paths).await;
+    drop(in_flight);
     match outcome {
         Ok(report) => {
             tracing::info!(
@@ -126,7 +157,15 @@ async fn send_folder(
                 tracing::warn!("sent, but cannot take the files off the queue: {e}");
             }
         }
-        Err(e) => {
+        Err(NotSent::CameBack) => {
+            // Not the files' fault: they stay due, and go again at once.
+            tracing::info!(
+                peer = %name, folder, files = jobs.len(),
+                "the peer came back: the transfer with its previous connection is dropped, and \
+                 sent again"
+            );
+        }
+        Err(NotSent::Failed(e)) => {
             let now = SystemTime::now();
             let due = shared.state.write(|batch| {
                 let mut due = None;
@@ -150,25 +189,43 @@ async fn send_folder(
 
 async fn send(
     shared: &Arc<Shared>,
-    pair: &PairSignaling,
-    peer: &PeerId,
+    link: Link<'_>,
     folder: &str,
     root: std::path::PathBuf,
     paths: Vec<String>,
-) -> Result<oneshot::SendReport, String> {
+) -> Result<oneshot::SendReport, NotSent> {
     let found = tokio::task::spawn_blocking(move || crate::store::scan_within(&root, &paths))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let hooks = shared.hooks_off_thread().await?;
-    let link = pair
-        .connect(peer, &format!("{}{folder}", super::inbox::LABEL_PREFIX))
+    let connected = link
+        .pair
+        .connect(
+            link.peer,
+            &format!("{}{folder}", super::inbox::LABEL_PREFIX),
+        )
         .await
         .map_err(|e| e.to_string())?;
+    // The connection is to the peer as it is now: arrivals until here are none of its business.
+    link.arrivals.borrow_and_update();
+    let peer_connection = Arc::clone(&connected.peer_connection);
+    let came_back = async {
+        if link.arrivals.changed().await.is_err() {
+            // The signaling connection ended: the transfer goes on, as long as its own does.
+            std::future::pending::<()>().await;
+        }
+    };
     let mut observer = Logged;
-    oneshot::send_over(link, found, hooks, &mut observer, &shared.stopping)
-        .await
-        .map_err(|e| e.to_string())
+    tokio::select! {
+        sent = oneshot::send_over(connected, found, hooks, &mut observer, &shared.stopping) => {
+            sent.map_err(|e| NotSent::Failed(e.to_string()))
+        }
+        () = came_back => {
+            let _ = peer_connection.close().await;
+            Err(NotSent::CameBack)
+        }
+    }
 }
 
 /// Reports what a daemon transfer says along the way through the log.

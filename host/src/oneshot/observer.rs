@@ -33,6 +33,19 @@ pub trait Observer {
 
     /// `done` bytes of the total are sent (sender) or stored (receiver), resumed bytes included.
     fn progress(&mut self, _done: u64) {}
+
+    /// In a receive that replaces files, file `index` of the offer took its final name,
+    /// `placed.path`, and what was under that name until then is at `placed.replaced`. The
+    /// observer may move that away to keep it (and may even put it back under the name); it
+    /// returns where the received file is now. Whatever is left at `placed.replaced` is deleted
+    /// once this returns `Ok`; `Err(reason)` fails the transfer and leaves it there.
+    fn placed(
+        &mut self,
+        _index: usize,
+        placed: &crate::store::Placed,
+    ) -> Result<std::path::PathBuf, String> {
+        Ok(placed.path.clone())
+    }
 }
 
 /// An observer that watches nothing: accepts every offer.

@@ -10,7 +10,7 @@ use super::{Cancel, Observer, OneshotError};
 use crate::code::TransferCode;
 use crate::hooks::{Admission, FileInfo, HookChain, Outcome, Side};
 use crate::session::{self, Connected, SessionOptions};
-use crate::store::{Destination, PartFile, PartFiles};
+use crate::store::{Destination, PartFile, PartFiles, Placed, StoreError};
 use crate::transfer::{Control, Frame, Receiver, ReceiverEvent, TransferError, ValidManifest};
 
 fn violation(what: &str) -> OneshotError {
@@ -190,7 +190,12 @@ impl<O: Observer> Run<'_, O> {
                             .take(file)
                             .ok_or_else(|| violation(&format!("file {file} completed twice")))?;
                         // Verifies, syncs and renames: the slow part on a real disk.
-                        let path = super::blocking_io(|| part.finish())?;
+                        let path = if self.overwrite {
+                            let placed = super::blocking_io(|| part.finish_keeping_replaced())?;
+                            self.placed(file, placed)?
+                        } else {
+                            super::blocking_io(|| part.finish())?
+                        };
                         if let Some(info) = self.infos.get(file) {
                             let outcome = Outcome::Done {
                                 local_path: path.display().to_string(),
@@ -249,6 +254,35 @@ impl<O: Observer> Run<'_, O> {
         }
         chunk.encoding = 0;
         Ok(Frame::Chunk(chunk))
+    }
+
+    /// Lets the observer look at what a file replaced (and keep it), then deletes the rest;
+    /// where the received file is.
+    fn placed(&mut self, file: usize, placed: Placed) -> Result<PathBuf, OneshotError> {
+        let observer = &mut self.observer;
+        let verdict = super::blocking_io(|| observer.placed(file, &placed));
+        let Some(replaced) = placed.replaced else {
+            return verdict.map_err(OneshotError::Internal);
+        };
+        let path = match verdict {
+            Ok(path) => path,
+            Err(reason) => {
+                return Err(OneshotError::Store(StoreError::Io {
+                    path: replaced,
+                    source: std::io::Error::other(format!(
+                        "the version this file replaced is kept here: {reason}"
+                    )),
+                }));
+            }
+        };
+        match std::fs::remove_file(&replaced) {
+            Ok(()) => Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
+            Err(source) => Err(OneshotError::Store(StoreError::Io {
+                path: replaced,
+                source,
+            })),
+        }
     }
 
     fn part(&mut self, file: usize) -> Result<&mut PartFile, OneshotError> {

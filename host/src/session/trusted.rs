@@ -77,8 +77,8 @@ pub struct Incoming {
 pub struct PairSignaling {
     client: SignalingClient,
     options: SessionOptions,
-    /// Per trusted peer: its room, and whether it is in it.
-    peers: HashMap<PeerId, (RoomId, watch::Receiver<bool>)>,
+    /// Per trusted peer: its room, whether it is in it, and how many times it joined it.
+    peers: HashMap<PeerId, (RoomId, watch::Receiver<bool>, watch::Receiver<u64>)>,
     routes: Routes,
     dispatcher: tokio::task::JoinHandle<()>,
 }
@@ -131,9 +131,17 @@ impl PairSignaling {
         let mut presence = HashMap::new();
         for (peer, room) in rooms {
             let members = join_room(&client, &room, &peer).await?;
-            let (tx, rx) = watch::channel(members >= 2);
-            presence.insert(room.clone(), (peer, tx));
-            peers.insert(peer, (room, rx));
+            let (online, online_rx) = watch::channel(members >= 2);
+            let (arrivals, arrivals_rx) = watch::channel(0);
+            presence.insert(
+                room.clone(),
+                Seat {
+                    peer,
+                    online,
+                    arrivals,
+                },
+            );
+            peers.insert(peer, (room, online_rx, arrivals_rx));
         }
         let routes: Routes = Arc::default();
         let (incoming_tx, incoming) = mpsc::channel(MAX_PENDING_OFFERS);
@@ -158,7 +166,16 @@ impl PairSignaling {
 
     /// Whether `peer` is in its room now, as a watch that changes when it comes and goes.
     pub fn presence(&self, peer: &PeerId) -> Option<watch::Receiver<bool>> {
-        self.peers.get(peer).map(|(_, rx)| rx.clone())
+        self.peers.get(peer).map(|(_, online, _)| online.clone())
+    }
+
+    /// How many times `peer` has joined its room since this host did. A change means the peer
+    /// came back (a restart, or a new connection to the server): what was under way with its
+    /// previous connection is gone with it, and need not be waited out.
+    pub fn arrivals(&self, peer: &PeerId) -> Option<watch::Receiver<u64>> {
+        self.peers
+            .get(peer)
+            .map(|(_, _, arrivals)| arrivals.clone())
     }
 
     /// Whether the connection to the signaling server still runs.
@@ -169,7 +186,7 @@ impl PairSignaling {
     /// Opens a data channel to `peer`, this side offering; the channel's `label` tells the peer
     /// what it is for (it travels inside DTLS, where the server cannot change it).
     pub async fn connect(&self, peer: &PeerId, label: &str) -> Result<Connected, SessionError> {
-        let (room, _) = self
+        let (room, _, _) = self
             .peers
             .get(peer)
             .ok_or_else(|| SessionError::Protocol(format!("{peer} is not a trusted peer")))?;
@@ -268,19 +285,26 @@ fn rand_u64() -> u64 {
     OsRng.next_u64()
 }
 
+/// A trusted peer's seat in its pair room, as the dispatcher reports it.
+struct Seat {
+    peer: PeerId,
+    online: watch::Sender<bool>,
+    arrivals: watch::Sender<u64>,
+}
+
 /// Routes the room's messages to their sessions, new offers to `incoming`, and presence to the
 /// watches, until the connection ends.
 async fn dispatch(
     client: SignalingClient,
     mut events: ClientEvents,
-    presence: HashMap<RoomId, (PeerId, watch::Sender<bool>)>,
+    presence: HashMap<RoomId, Seat>,
     routes: Routes,
     incoming: mpsc::Sender<Incoming>,
 ) {
     while let Some(event) = events.next().await {
         match event {
             Event::Message { room, payload } => {
-                let Some((peer, _)) = presence.get(&room) else {
+                let Some(Seat { peer, .. }) = presence.get(&room) else {
                     continue;
                 };
                 let message = match parse_message(&payload) {
@@ -317,13 +341,14 @@ async fn dispatch(
                 }
             }
             Event::PeerJoined { room } => {
-                if let Some((_, tx)) = presence.get(&room) {
-                    let _ = tx.send(true);
+                if let Some(seat) = presence.get(&room) {
+                    seat.arrivals.send_modify(|n| *n += 1);
+                    let _ = seat.online.send(true);
                 }
             }
             Event::PeerLeft { room } => {
-                if let Some((_, tx)) = presence.get(&room) {
-                    let _ = tx.send(false);
+                if let Some(seat) = presence.get(&room) {
+                    let _ = seat.online.send(false);
                 }
             }
             Event::Error {
@@ -332,10 +357,10 @@ async fn dispatch(
                 ..
             } => {
                 // Rooms live an hour on the server; a daemon lives longer: join again.
-                if let Some((peer, tx)) = presence.get(&room) {
-                    match join_room(&client, &room, peer).await {
+                if let Some(seat) = presence.get(&room) {
+                    match join_room(&client, &room, &seat.peer).await {
                         Ok(members) => {
-                            let _ = tx.send(members >= 2);
+                            let _ = seat.online.send(members >= 2);
                         }
                         Err(e) => tracing::warn!(%room, "cannot join the pair room again: {e}"),
                     }
@@ -347,13 +372,13 @@ async fn dispatch(
                 ..
             } => {
                 // Not joined again: two processes with one identity would take turns forever.
-                if let Some((peer, tx)) = presence.get(&room) {
+                if let Some(seat) = presence.get(&room) {
                     tracing::warn!(
-                        %peer,
+                        peer = %seat.peer,
                         "another connection of this host took its seat in the pair room: is \
                          this host running twice?"
                     );
-                    let _ = tx.send(false);
+                    let _ = seat.online.send(false);
                 }
             }
             Event::Closed { reason } => {
@@ -363,8 +388,8 @@ async fn dispatch(
             _ => {}
         }
     }
-    for (_, tx) in presence.values() {
-        let _ = tx.send(false);
+    for seat in presence.values() {
+        let _ = seat.online.send(false);
     }
 }
 

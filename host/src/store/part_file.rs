@@ -16,6 +16,7 @@ use rustix::io::Errno;
 
 use super::destination::Folder;
 use super::part_name::{Maker, maker, mark, part_name, unmark};
+use super::replace::{self, Placed};
 use super::{ChunkGroups, Destination, SafePath};
 
 /// Why a file could not be stored.
@@ -413,9 +414,47 @@ impl PartFile {
         if self.already_there {
             return Ok(self.final_path);
         }
+        self.seal()?;
+        self.move_into_place()?;
+        Ok(self.final_path)
+    }
+
+    /// Like [`PartFile::finish`] with `overwrite`, except that what was under the final name is
+    /// not destroyed: the file takes the name atomically, and the version it replaced, if any,
+    /// is left at [`Placed::replaced`] (a part-file name of p2phost's own) for the caller to
+    /// compare with what it expected there, then delete or keep. Nothing saved under the name at
+    /// any moment is lost on the way.
+    pub fn finish_keeping_replaced(mut self) -> Result<Placed, StoreError> {
+        if self.already_there {
+            let received = fs::symlink_metadata(&self.final_path).map_err(self.io_error())?;
+            return Ok(Placed {
+                path: self.final_path,
+                replaced: None,
+                received,
+            });
+        }
+        let received = self.seal()?;
+        let folder = self.folder_of_part()?;
+        let replaced = replace::place_keeping(&folder, &self.part_name, self.path.file_name())
+            .map_err(|source| StoreError::Io {
+                path: self.final_path.clone(),
+                source,
+            })?;
+        // Make the new name durable too; not every filesystem can sync a directory.
+        let _ = rustix::fs::fsync(&folder);
+        Ok(Placed {
+            replaced: replaced.map(|name| self.final_path.with_file_name(name)),
+            path: self.final_path,
+            received,
+        })
+    }
+
+    /// Checks the whole file was written, gives it its mode, takes p2phost's mark off and syncs
+    /// it, then closes it; its metadata then.
+    fn seal(&mut self) -> Result<fs::Metadata, StoreError> {
         if self.written != self.size {
             return Err(StoreError::Length {
-                path: self.final_path,
+                path: self.final_path.clone(),
                 message: format!("ended after {} of {} bytes", self.written, self.size),
             });
         }
@@ -445,25 +484,29 @@ impl PartFile {
             unmark(&file).map_err(self.io_error())?;
         }
         file.sync_all().map_err(self.io_error())?;
-        drop(file);
-        self.move_into_place()?;
-        Ok(self.final_path)
+        file.metadata().map_err(self.io_error())
     }
 
-    /// Gives the synced part file its final name, in the folder reached again from the
-    /// destination (a link swapped in on the way since is refused), and makes the name durable.
-    fn move_into_place(&self) -> Result<(), StoreError> {
+    /// The folder of the part file, reached again from the destination (a link swapped in on the
+    /// way since is refused), once it is sure the part file there is still the one written: the
+    /// name may have been given to another file since it was closed.
+    fn folder_of_part(&self) -> Result<Folder<'_>, StoreError> {
         let folder = self
             .destination
             .parent_of(&self.path, false)?
             .ok_or_else(|| StoreError::Replaced(self.part_file_path()))?;
-        let (part, name) = (self.part_name.as_str(), self.path.file_name());
-        // Still the file written: the name may have been given to another since it was closed.
-        let same = rustix::fs::statat(&folder, part, AtFlags::SYMLINK_NOFOLLOW)
+        let same = rustix::fs::statat(&folder, self.part_name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|stat| Some((stat.st_dev, stat.st_ino)) == self.identity);
         if !same {
             return Err(StoreError::Replaced(self.part_file_path()));
         }
+        Ok(folder)
+    }
+
+    /// Gives the synced part file its final name and makes the name durable.
+    fn move_into_place(&self) -> Result<(), StoreError> {
+        let folder = self.folder_of_part()?;
+        let (part, name) = (self.part_name.as_str(), self.path.file_name());
         let at_final = |e: Errno| StoreError::Io {
             path: self.final_path.clone(),
             source: e.into(),

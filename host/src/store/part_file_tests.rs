@@ -453,3 +453,29 @@ fn only_a_few_part_files_are_open_at_once() {
     assert!(parts.take(0).is_none() && parts.get_mut(0).is_none());
     assert!(parts.get_mut(40).is_none());
 }
+
+#[test]
+fn finishing_over_a_file_keeps_what_it_replaced() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = content(5000, 3);
+    let (mut part, _) = open(dir.path(), "x.bin", &data, true).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &data, 0, 700);
+    let placed = part
+        .finish_keeping_replaced()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(placed.replaced, None);
+    assert_eq!(placed.received.len(), 5000);
+    // A newer version arrives while the user's own is under the name.
+    std::fs::write(dir.path().join("x.bin"), b"the user's").unwrap_or_else(|e| panic!("{e}"));
+    let newer = content(3000, 9);
+    let (mut part, _) = open(dir.path(), "x.bin", &newer, true).unwrap_or_else(|e| panic!("{e}"));
+    receive(&mut part, &newer, 0, 700);
+    let placed = part
+        .finish_keeping_replaced()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::read(&placed.path).unwrap_or_default(), newer);
+    let replaced = placed
+        .replaced
+        .unwrap_or_else(|| panic!("nothing replaced"));
+    assert_eq!(std::fs::read(replaced).unwrap_or_default(), b"the user's");
+}

@@ -351,25 +351,42 @@ async fn an_offline_peer_gets_what_was_queued_for_it_when_it_comes_back() {
     }
 }
 
+/// A chunk hook that makes receiving the first 8 MiB of a file over 1 MB take at least 10 ms of
+/// the daemon's CPU time per chunk (`os.clock`, granted): a transfer is caught in flight on any
+/// machine, however fast, and what comes after goes at full speed, so a busy machine does not
+/// make a resend take minutes.
+const SLOW_START: &str = "p2p.on('chunk', function(file, chunk)\n\
+       if file.side == 'receive' and file.size > 1000000 and chunk.offset < 8388608 then\n\
+         local resume = os.clock() + 0.01\n\
+         while os.clock() < resume do end\n\
+       end\n\
+     end)\n";
+
+/// 16 MiB that no two chunk groups share.
+fn big_file() -> Vec<u8> {
+    (0..16u32 * 1024 * 1024 / 4)
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect()
+}
+
+/// Waits until `host`'s part file of `name` in "share" holds more than 2 MiB.
+async fn wait_in_flight(host: &Host, name: &str, logs: &[&Host]) {
+    let part = host.folder("share").join(p2phost::store::part_name(name));
+    let in_flight =
+        wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 2 * 1024 * 1024) })
+            .await;
+    let logs: Vec<String> = logs.iter().map(|h| h.log_text()).collect();
+    assert!(in_flight, "no partial file seen\n{}", logs.join("\n"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut a, b) = running_pair(dir.path(), "").await;
-    // Big enough to catch in flight: hashing and sending take a while.
-    let big: Vec<u8> = (0..300u32 * 1024 * 1024 / 4)
-        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
-        .collect();
+    let hooks = timed_script(dir.path(), "slow-start.lua", SLOW_START);
+    let (mut a, b) = running_pair(dir.path(), &hooks).await;
+    let big = big_file();
     drop_file(&a.folder("share").join("big.bin"), &big);
-    let part = b.folder("share").join(p2phost::store::part_name("big.bin"));
-    let in_flight =
-        wait_for(|| async { std::fs::metadata(&part).is_ok_and(|m| m.len() > 10 * 1024 * 1024) })
-            .await;
-    assert!(
-        in_flight,
-        "no partial file seen\n{}\n{}",
-        a.log_text(),
-        b.log_text()
-    );
+    wait_in_flight(&b, "big.bin", &[&a, &b]).await;
     a.kill();
     assert!(!b.folder("share").join("big.bin").exists());
     a.start();
@@ -377,6 +394,29 @@ async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicate
     // One file, no leftovers, no conflict copies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_mid_transfer_is_sent_the_rest_as_soon_as_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = timed_script(dir.path(), "slow-start.lua", SLOW_START);
+    let (a, mut b) = running_pair(dir.path(), &hooks).await;
+    let big = big_file();
+    drop_file(&a.folder("share").join("big.bin"), &big);
+    wait_in_flight(&b, "big.bin", &[&a, &b]).await;
+    b.kill();
+    b.start();
+    wait_for_file(&b.folder("share").join("big.bin"), &big, &[&a, &b]).await;
+    // A dropped the transfer with b's previous connection when b came back, rather than wait
+    // until that connection timed out.
+    assert!(
+        a.log_text().contains("the peer came back"),
+        "{}",
+        a.log_text()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+    wait_quiet(&a, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -787,4 +827,142 @@ async fn a_daemon_changes_nothing_through_a_link_in_its_folder() {
         "{}",
         receiver.log_text()
     );
+}
+
+/// The config lines that load `script` (written into `dir`) with the clock granted.
+fn timed_script(dir: &Path, name: &str, script: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, script).unwrap();
+    format!(
+        "[[scripts]]\npath = \"{}\"\ngrants = {{ allow_os_time = true }}\n",
+        path.display()
+    )
+}
+
+/// A chunk hook that makes receiving a file of more than 1 MB take seconds, and logs its first
+/// chunk: time for the user to save the file while it is on its way. Each chunk waits for 20 ms
+/// of the daemon's CPU time (`os.clock`, granted), which a faster machine does not shorten.
+const SLOW_RECEIVE: &str = "p2p.on('chunk', function(file, chunk)\n\
+       if file.side == 'receive' and file.size > 1000000 then\n\
+         if chunk.offset == 0 then p2p.log('slowly receiving ' .. file.path) end\n\
+         local resume = os.clock() + 0.02\n\
+         while os.clock() < resume do end\n\
+       end\n\
+     end)\n";
+
+/// Waits until `host`'s log says `text`.
+async fn wait_for_log(host: &Host, text: &str) {
+    let said = wait_for(|| async { host.log_text().contains(text) }).await;
+    assert!(
+        said,
+        "{} never logged {text:?}:\n{}",
+        host.name,
+        host.log_text()
+    );
+}
+
+/// Waits until both hosts hold the same `count` files with the same contents; those files.
+async fn wait_alike(
+    a: &Host,
+    b: &Host,
+    count: usize,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let alike = wait_for(|| async {
+        let on_a = contents_under(&a.folder("share"));
+        on_a.len() == count && on_a == contents_under(&b.folder("share"))
+    })
+    .await;
+    let (on_a, on_b) = (
+        contents_under(&a.folder("share")),
+        contents_under(&b.folder("share")),
+    );
+    assert!(
+        alike,
+        "the hosts never agreed on {count} files: a has {:?}, b has {:?}\n--- a:\n{}\n--- b:\n{}",
+        on_a.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
+        on_b.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
+        a.log_text(),
+        b.log_text()
+    );
+    on_a
+}
+
+/// Checks that `files` hold both versions of `stem.ext` by the conflict rule: the version of the
+/// host whose id sorts first under the name, the other's in a copy named by that other host.
+fn check_both_kept(
+    files: &std::collections::BTreeMap<String, Vec<u8>>,
+    (stem, ext): (&str, &str),
+    (a, by_a): (&Host, &[u8]),
+    (b, by_b): (&Host, &[u8]),
+) {
+    let (kept, copied, loser) = if a.id < b.id {
+        (by_a, by_b, b)
+    } else {
+        (by_b, by_a, a)
+    };
+    let name = format!("{stem}.{ext}");
+    let by = loser.id.split('-').next().unwrap();
+    assert!(
+        files.get(&name).is_some_and(|d| d == kept),
+        "{name} does not hold the version of the host whose id sorts first\n--- a:\n{}\n--- b:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    let copies: Vec<_> = files
+        .iter()
+        .filter(|(path, _)| is_conflict_copy_of(path, stem, ext, by))
+        .collect();
+    assert!(
+        matches!(copies.as_slice(), [(_, data)] if data.as_slice() == copied),
+        "no one copy of {name} by {by} with the other version: {:?}\n--- a:\n{}\n--- b:\n{}",
+        files.keys().collect::<Vec<_>>(),
+        a.log_text(),
+        b.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_saved_while_the_peers_version_is_received_is_kept_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = timed_script(dir.path(), "slow.lua", SLOW_RECEIVE);
+    let (a, b) = running_pair(dir.path(), &hooks).await;
+
+    // X.txt, synced; then changed on a, and saved on b while a's version is on its way.
+    let first = b"the first version\n".repeat(100);
+    drop_file(&a.folder("share").join("X.txt"), &first);
+    wait_for_file(&b.folder("share").join("X.txt"), &first, &[&a, &b]).await;
+    wait_quiet(&a, &b).await;
+    let by_a = b"changed on a, and big\n".repeat(400_000);
+    drop_file(&a.folder("share").join("X.txt"), &by_a);
+    wait_for_log(&b, "slowly receiving X.txt").await;
+    let by_b = b"saved on b meanwhile\n".repeat(300);
+    drop_file(&b.folder("share").join("X.txt"), &by_b);
+    let files = wait_alike(&a, &b, 2).await;
+    check_both_kept(&files, ("X", "txt"), (&a, &by_a), (&b, &by_b));
+
+    // Y.txt: new on b, and made on a too while b's is on its way. The other way round, so that
+    // whatever the ids, one receiving host keeps the name and the other yields it.
+    let new_on_b = b"new on b, and big\n".repeat(500_000);
+    drop_file(&b.folder("share").join("Y.txt"), &new_on_b);
+    wait_for_log(&a, "slowly receiving Y.txt").await;
+    let new_on_a = b"made on a meanwhile\n".repeat(200);
+    drop_file(&a.folder("share").join("Y.txt"), &new_on_a);
+    let files = wait_alike(&a, &b, 4).await;
+    check_both_kept(&files, ("Y", "txt"), (&a, &new_on_a), (&b, &new_on_b));
+
+    // Logged where it happened, and settled: nothing more moves.
+    wait_quiet(&a, &b).await;
+    for host in [&a, &b] {
+        assert!(
+            host.log_text()
+                .contains("the file changed here while the peer's version was being received"),
+            "{}:\n{}",
+            host.name,
+            host.log_text()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_quiet(&a, &b).await;
+    assert_eq!(contents_under(&a.folder("share")), files);
+    assert_eq!(contents_under(&b.folder("share")), files);
 }

@@ -379,6 +379,39 @@ async fn wait_in_flight(host: &Host, name: &str, logs: &[&Host]) {
     assert!(in_flight, "no partial file seen\n{}", logs.join("\n"));
 }
 
+/// A daemon stopped (SIGTERM) in the middle of sending tells its peer, which lets go of the
+/// transfer at once instead of waiting for the connection to time out, and gets the rest once
+/// the sender is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_stopped_mid_transfer_tells_its_peer_and_finishes_after_a_restart() {
+    // Slow on the sending side: the sender is still reading the file when it is stopped (a slow
+    // receiver would have it all in flight already, and get it whole).
+    const SLOW_SEND: &str = "p2p.on('chunk', function(file, chunk)\n\
+           if file.side == 'send' and file.size > 1000000 then\n\
+             local resume = os.clock() + 0.02\n\
+             while os.clock() < resume do end\n\
+           end\n\
+         end)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = timed_script(dir.path(), "slow-send.lua", SLOW_SEND);
+    let (mut a, b) = running_pair(dir.path(), &hooks).await;
+    let big = big_file();
+    drop_file(&a.folder("share").join("big.bin"), &big);
+    wait_in_flight(&b, "big.bin", &[&a, &b]).await;
+    assert_eq!(a.stop(), Some(0), "{}", a.log_text());
+    wait_for_log(&b, "cancelled by the other side").await;
+    assert!(
+        !b.log_text().contains("disconnected for"),
+        "{}",
+        b.log_text()
+    );
+    assert!(!b.folder("share").join("big.bin").exists());
+    a.start();
+    wait_for_file(&b.folder("share").join("big.bin"), &big, &[&a, &b]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(files_under(&b.folder("share")), ["big.bin"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_mid_transfer_finishes_after_a_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,11 +5,13 @@
 //! links (`~/Downloads -> /data/dl`): it is opened once, by path, and held open. Everything below
 //! it is named by the peer, so it is reached from that handle one name at a time with `openat`
 //! (`O_NOFOLLOW | O_DIRECTORY`) and created with `mkdirat`: a link anywhere on the way is an error,
-//! never a way out, and a link swapped in while a transfer runs is found the next time the way is
-//! walked (when a `.part` file is opened or renamed into place), since nothing is kept by path.
+//! never a way out. What is done in a folder (a part file created, opened, renamed into place) is
+//! done relative to the handle of the folder so reached, so a link swapped in on the way while a
+//! transfer runs leads nowhere: nothing is named by path from the destination down.
 //!
-//! Walking costs one `openat` per folder level, per file opened or finished, never per chunk; no
-//! folder handle is kept beyond that one step, so an offer of any number of folders holds one.
+//! Walking costs one `openat` per folder level each time a part file is opened, never per chunk;
+//! a part file's folder is held only while the part file is open (see
+//! [`PartFiles`](super::PartFiles)), so an offer of any number of folders holds few.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -28,22 +30,13 @@ pub struct Destination {
     path: PathBuf,
 }
 
-/// A folder under a [`Destination`], open for the `*at` calls that follow.
+/// A folder in a [`Destination`], open for the `*at` calls that follow ([`Destination::at`]).
 #[derive(Debug)]
-pub(crate) enum Folder<'a> {
+pub(crate) enum Folder {
     /// The destination itself.
-    Root(BorrowedFd<'a>),
+    Root,
     /// A folder below it.
     Below(OwnedFd),
-}
-
-impl AsFd for Folder<'_> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Self::Root(fd) => *fd,
-            Self::Below(fd) => fd.as_fd(),
-        }
-    }
 }
 
 fn io_error(path: &Path, errno: Errno) -> StoreError {
@@ -102,6 +95,14 @@ impl Destination {
         &self.path
     }
 
+    /// The handle of `folder`, for the `*at` calls.
+    pub(crate) fn at<'a>(&'a self, folder: &'a Folder) -> BorrowedFd<'a> {
+        match folder {
+            Folder::Root => self.dir.as_fd(),
+            Folder::Below(fd) => fd.as_fd(),
+        }
+    }
+
     /// Creates the folder `dir` and every folder on the way to it that is missing.
     pub fn make_dir(&self, dir: &SafePath) -> Result<(), StoreError> {
         self.walk(dir.components(), true).map(drop)
@@ -113,7 +114,7 @@ impl Destination {
         &self,
         path: &SafePath,
         create: bool,
-    ) -> Result<Option<Folder<'_>>, StoreError> {
+    ) -> Result<Option<Folder>, StoreError> {
         let components = path.components();
         let folders = &components[..components.len().saturating_sub(1)];
         self.walk(folders, create)
@@ -121,12 +122,12 @@ impl Destination {
 
     /// Opens each of `names` in turn from the destination, without following links; creates the
     /// missing ones if `create`.
-    fn walk(&self, names: &[String], create: bool) -> Result<Option<Folder<'_>>, StoreError> {
+    fn walk(&self, names: &[String], create: bool) -> Result<Option<Folder>, StoreError> {
         let mut at = self.path.clone();
-        let mut current = Folder::Root(self.dir.as_fd());
+        let mut current = Folder::Root;
         for name in names {
             at.push(name);
-            let parent = current.as_fd();
+            let parent = self.at(&current);
             let next = match open_folder(parent, name) {
                 Ok(fd) => fd,
                 Err(Errno::NOENT) if create => {

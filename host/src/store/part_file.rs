@@ -2,12 +2,13 @@
 //! end.
 //!
 //! Every name is reached from the [`Destination`] without following links, and the part file is
-//! opened only while bytes go into it: none exists for a file that never got a byte, and a
-//! [`PartFiles`](super::PartFiles) set keeps only a few open whatever the size of the offer.
+//! opened only while bytes go into it, with its folder: none exists for a file that never got a
+//! byte, and a [`PartFiles`](super::PartFiles) set keeps only a few open whatever the size of the
+//! offer. The part file is created, opened again and renamed relative to its folder's handle.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,8 +99,10 @@ pub struct PartFile {
     path: SafePath,
     final_path: PathBuf,
     part_name: String,
-    /// Open while bytes go into it.
+    /// Open while bytes go into it, with the folder that holds it (reached without following a
+    /// link when it was opened; named relative to it from then on).
     file: Option<File>,
+    folder: Option<Folder>,
     /// Device and inode of the part file once it exists: it is opened again only if it is still
     /// that file.
     identity: Option<(u64, u64)>,
@@ -117,7 +120,7 @@ pub struct PartFile {
 }
 
 /// Whether `name` in `folder` is a regular file of `size` bytes hashing to `hash`.
-fn same_content(folder: &Folder<'_>, name: &str, size: u64, hash: &blake3::Hash) -> bool {
+fn same_content(folder: BorrowedFd<'_>, name: &str, size: u64, hash: &blake3::Hash) -> bool {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let Ok(fd) = rustix::fs::openat(folder, name, flags, Mode::empty()) else {
         return false;
@@ -133,7 +136,7 @@ fn same_content(folder: &Folder<'_>, name: &str, size: u64, hash: &blake3::Hash)
 }
 
 /// Whether `name` in `folder` exists, whatever it is (a link included).
-fn exists(folder: &Folder<'_>, name: &str) -> bool {
+fn exists(folder: BorrowedFd<'_>, name: &str) -> bool {
     rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
 }
 
@@ -173,6 +176,7 @@ impl PartFile {
             final_path,
             part_name: part_name(path.file_name()),
             file: None,
+            folder: None,
             identity: None,
             marked: false,
             size,
@@ -186,16 +190,17 @@ impl PartFile {
         let Some(folder) = destination.parent_of(path, false)? else {
             return Ok((part, 0));
         };
-        if !overwrite && exists(&folder, path.file_name()) {
+        let folder = destination.at(&folder);
+        if !overwrite && exists(folder, path.file_name()) {
             // A file already received whole (by an earlier, cut attempt) is kept and not sent again.
-            if same_content(&folder, path.file_name(), size, &file_hash) {
+            if same_content(folder, path.file_name(), size, &file_hash) {
                 part.already_there = true;
                 part.written = size;
                 return Ok((part, size));
             }
             return Err(StoreError::Exists(part.final_path));
         }
-        let resume = part.resume(&folder)?;
+        let resume = part.resume(folder)?;
         Ok((part, resume))
     }
 
@@ -214,7 +219,7 @@ impl PartFile {
 
     /// The verified length of an existing part file of ours (which is cut to it); 0 if there is
     /// none. One that is not ours is an error, and left as it is.
-    fn resume(&mut self, folder: &Folder<'_>) -> Result<u64, StoreError> {
+    fn resume(&mut self, folder: BorrowedFd<'_>) -> Result<u64, StoreError> {
         // Looked at before it is opened: opening a device or a pipe can block or act.
         match rustix::fs::statat(folder, self.part_name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => return Ok(0),
@@ -286,18 +291,25 @@ impl PartFile {
         Ok(self.file.insert(file))
     }
 
-    /// Opens the part file again (only if it is still the file it was), or creates it.
+    /// Opens the part file again (only if it is still the file it was), or creates it; keeps its
+    /// folder open beside it.
     fn open_part(&mut self) -> Result<File, StoreError> {
         let destination = Arc::clone(&self.destination);
         let folder = destination
             .parent_of(&self.path, true)?
             .ok_or_else(|| StoreError::NotAFolder(self.part_file_path()))?;
-        let name = self.part_name.as_str();
-        let Some(identity) = self.identity else {
-            return self.create(&folder);
+        let file = match self.identity {
+            None => self.create(destination.at(&folder))?,
+            Some(identity) => self.reopen(destination.at(&folder), identity)?,
         };
+        self.folder = Some(folder);
+        Ok(file)
+    }
+
+    /// Opens the existing part file at the offset written so far, if it is the file `identity`.
+    fn reopen(&self, folder: BorrowedFd<'_>, identity: (u64, u64)) -> Result<File, StoreError> {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(&folder, name, flags, Mode::empty()) {
+        let fd = match rustix::fs::openat(folder, self.part_name.as_str(), flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::LOOP) => return Err(StoreError::Symlink(self.part_file_path())),
             Err(e) => return Err(self.io_error()(e.into())),
@@ -313,7 +325,7 @@ impl PartFile {
     }
 
     /// Creates the part file, which must not exist: whatever has its name is not this transfer's.
-    fn create(&mut self, folder: &Folder<'_>) -> Result<File, StoreError> {
+    fn create(&mut self, folder: BorrowedFd<'_>) -> Result<File, StoreError> {
         let name = self.part_name.as_str();
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -339,6 +351,7 @@ impl PartFile {
     /// Closes the part file, if open; it is opened again when needed.
     pub fn close(&mut self) {
         self.file = None;
+        self.folder = None;
     }
 
     /// Whether the part file is open.
@@ -414,8 +427,8 @@ impl PartFile {
         if self.already_there {
             return Ok(self.final_path);
         }
-        self.seal()?;
-        self.move_into_place()?;
+        let (_, folder) = self.seal()?;
+        self.move_into_place(self.destination.at(&folder))?;
         Ok(self.final_path)
     }
 
@@ -433,15 +446,16 @@ impl PartFile {
                 received,
             });
         }
-        let received = self.seal()?;
-        let folder = self.folder_of_part()?;
+        let (received, folder) = self.seal()?;
+        let folder = self.destination.at(&folder);
+        self.check_still_ours(folder)?;
         let replaced = replace::place_keeping(&folder, &self.part_name, self.path.file_name())
             .map_err(|source| StoreError::Io {
                 path: self.final_path.clone(),
                 source,
             })?;
         // Make the new name durable too; not every filesystem can sync a directory.
-        let _ = rustix::fs::fsync(&folder);
+        let _ = rustix::fs::fsync(folder);
         Ok(Placed {
             replaced: replaced.map(|name| self.final_path.with_file_name(name)),
             path: self.final_path,
@@ -450,8 +464,8 @@ impl PartFile {
     }
 
     /// Checks the whole file was written, gives it its mode, takes p2phost's mark off and syncs
-    /// it, then closes it; its metadata then.
-    fn seal(&mut self) -> Result<fs::Metadata, StoreError> {
+    /// it, then closes it; its metadata, and the folder it is in.
+    fn seal(&mut self) -> Result<(fs::Metadata, Folder), StoreError> {
         if self.written != self.size {
             return Err(StoreError::Length {
                 path: self.final_path.clone(),
@@ -463,7 +477,7 @@ impl PartFile {
         // file again cost the receiver a tenth of its CPU (docs/BENCHMARKS.md).
         // An empty file, or one resumed whole, gets its part file (or has it opened) here.
         self.writable()?;
-        let Some(file) = self.file.take() else {
+        let (Some(file), Some(folder)) = (self.file.take(), self.folder.take()) else {
             return Err(StoreError::Replaced(self.part_file_path()));
         };
         #[cfg(unix)]
@@ -484,47 +498,45 @@ impl PartFile {
             unmark(&file).map_err(self.io_error())?;
         }
         file.sync_all().map_err(self.io_error())?;
-        file.metadata().map_err(self.io_error())
+        let metadata = file.metadata().map_err(self.io_error())?;
+        Ok((metadata, folder))
     }
 
-    /// The folder of the part file, reached again from the destination (a link swapped in on the
-    /// way since is refused), once it is sure the part file there is still the one written: the
-    /// name may have been given to another file since it was closed.
-    fn folder_of_part(&self) -> Result<Folder<'_>, StoreError> {
-        let folder = self
-            .destination
-            .parent_of(&self.path, false)?
-            .ok_or_else(|| StoreError::Replaced(self.part_file_path()))?;
-        let same = rustix::fs::statat(&folder, self.part_name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+    /// Whether the part file in `folder` is still the file written: the name may have been given
+    /// to another since it was closed.
+    fn check_still_ours(&self, folder: BorrowedFd<'_>) -> Result<(), StoreError> {
+        let same = rustix::fs::statat(folder, self.part_name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|stat| Some((stat.st_dev, stat.st_ino)) == self.identity);
-        if !same {
-            return Err(StoreError::Replaced(self.part_file_path()));
+        if same {
+            Ok(())
+        } else {
+            Err(StoreError::Replaced(self.part_file_path()))
         }
-        Ok(folder)
     }
 
-    /// Gives the synced part file its final name and makes the name durable.
-    fn move_into_place(&self) -> Result<(), StoreError> {
-        let folder = self.folder_of_part()?;
+    /// Gives the synced part file its final name in `folder`, the folder it was opened in (so a
+    /// link swapped in on the way since leads nowhere), and makes the name durable.
+    fn move_into_place(&self, folder: BorrowedFd<'_>) -> Result<(), StoreError> {
+        self.check_still_ours(folder)?;
         let (part, name) = (self.part_name.as_str(), self.path.file_name());
         let at_final = |e: Errno| StoreError::Io {
             path: self.final_path.clone(),
             source: e.into(),
         };
         if self.overwrite {
-            rustix::fs::renameat(&folder, part, &folder, name).map_err(at_final)?;
+            rustix::fs::renameat(folder, part, folder, name).map_err(at_final)?;
         } else {
             // A hard link fails if the name exists, atomically; rename would replace it.
-            match rustix::fs::linkat(&folder, part, &folder, name, AtFlags::empty()) {
+            match rustix::fs::linkat(folder, part, folder, name, AtFlags::empty()) {
                 Ok(()) => {}
                 Err(Errno::EXIST) => return Err(StoreError::Exists(self.final_path.clone())),
                 Err(e) => return Err(at_final(e)),
             }
-            rustix::fs::unlinkat(&folder, part, AtFlags::empty())
+            rustix::fs::unlinkat(folder, part, AtFlags::empty())
                 .map_err(|e| self.io_error()(e.into()))?;
         }
         // Make the new name durable too; not every filesystem can sync a directory.
-        let _ = rustix::fs::fsync(&folder);
+        let _ = rustix::fs::fsync(folder);
         Ok(())
     }
 }

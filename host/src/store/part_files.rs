@@ -1,9 +1,10 @@
 //! The part files of one offer, of which only a few are open at a time.
 //!
-//! An offer may list 100,000 files; a process may open perhaps 1,024. A part file is opened by its
-//! first write and closed when it is finished or when more than [`MAX_OPEN_PARTS`] are open (the
-//! one written to longest ago: it is opened again, and checked to be the same file, if more bytes
-//! come for it). The peer protocol sends files one after the other, so in practice one is open.
+//! An offer may list 100,000 files; a process may open perhaps 1,024. A part file is opened (with
+//! its folder: two handles) by its first write and closed when it is finished or when more than
+//! [`MAX_OPEN_PARTS`] are open (the one written to longest ago: it is opened again, its way walked
+//! again and the file checked to be the same, if more bytes come for it). The peer protocol sends
+//! files one after the other, so in practice one is open.
 
 use super::PartFile;
 

@@ -9,25 +9,31 @@ use crate::support::{Exit, Running, Servers, signaling, start_receive, start_sen
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A receiver's chunk hook that burns CPU on every chunk, so the transfer lasts a few seconds
-/// and can be cut in the middle on any machine.
+/// A chunk hook that burns CPU on every chunk the sender sends, so the transfer lasts seconds
+/// and can be cut in the middle on any machine. (Slowing the receiver instead would let the
+/// sender put tens of MiB in flight at once, which the receiver stores before it reads the
+/// cancel: the protocol keeps order.)
 const SLOW: &str = r#"
 p2p.on("chunk", function(file, chunk)
   local x = 0
-  for i = 1, 150000 do x = x + i end
+  for i = 1, 1000000 do x = x + i end
 end)
 "#;
 
-/// `p2phost receive --json --yes --script slow.lua --out OUT CODE`.
-fn start_slow_receive(servers: &Servers, out: &Path, script: &Path, code: &str) -> Running {
-    let mut args: Vec<OsString> = ["receive", "--json", "--yes", "--server", &servers.url]
+/// `p2phost send --json --script slow.lua FILE`, and its code.
+async fn start_slow_send(servers: &Servers, file: &Path, script: &Path) -> (Running, String) {
+    let mut args: Vec<OsString> = ["send", "--json", "--server", &servers.url, "--stun"]
         .iter()
         .map(Into::into)
         .collect();
-    args.extend(["--stun".into(), servers.stun.clone().into()]);
+    args.push(servers.stun.clone().into());
     args.extend(["--script".into(), script.as_os_str().to_owned()]);
-    args.extend(["--out".into(), out.as_os_str().to_owned(), code.into()]);
-    Running::spawn(&args)
+    args.push(file.as_os_str().to_owned());
+    let mut sender = Running::spawn(&args);
+    let first: serde_json::Value = serde_json::from_str(&sender.next_line().await).unwrap();
+    assert_eq!(first["event"], "code", "{first}");
+    let code = first["code"].as_str().unwrap().to_owned();
+    (sender, code)
 }
 
 /// Waits for a `progress` event that shows a few chunk groups (of 1 MiB, the unit of resume)
@@ -90,8 +96,8 @@ async fn ctrl_c_on_the_sender_is_reported_by_the_receiver_and_the_transfer_resum
     std::fs::write(&script, SLOW).unwrap();
     let out = dir.path().join("out");
 
-    let (mut sender, code) = start_send(&servers, &[&file]).await;
-    let receiver = start_slow_receive(&servers, &out, &script, &code);
+    let (mut sender, code) = start_slow_send(&servers, &file, &script).await;
+    let receiver = start_receive(&servers, &out, &code);
     under_way(&mut sender).await;
     sender.signal("INT");
     let sent = sender.exit(LIMIT).await;
@@ -123,8 +129,8 @@ async fn ctrl_c_on_the_receiver_is_reported_by_the_sender_and_the_transfer_resum
     std::fs::write(&script, SLOW).unwrap();
     let out = dir.path().join("out");
 
-    let (sender, code) = start_send(&servers, &[&file]).await;
-    let mut receiver = start_slow_receive(&servers, &out, &script, &code);
+    let (sender, code) = start_slow_send(&servers, &file, &script).await;
+    let mut receiver = start_receive(&servers, &out, &code);
     under_way(&mut receiver).await;
     receiver.signal("INT");
     let received = receiver.exit(LIMIT).await;

@@ -395,3 +395,24 @@ fn the_looping_functions_are_the_sandboxs_own() {
         .unwrap();
     assert!(same);
 }
+
+#[test]
+fn bad_arguments_are_named_as_the_script_called() {
+    let (ours, lua) = states();
+    for probe in [
+        "local x = ('%d'):format('x') return x",
+        "local x = string.format('%d', 'x') return x",
+        "local f = string.format local x = f('%d', {}) return x",
+        "local x = ('x'):rep({}) return x",
+        "local x = ('x'):find({}) return x",
+        "local x = string.gsub('x', 'x') return x",
+        "local x = string.pack('i4', 'z') return x",
+        "local x = string.format('%q', function() end) return x",
+        "local x = string.format('%d', setmetatable({}, {__name = 'Thing'})) return x",
+    ] {
+        let wrapped = format!("return select(2, pcall(function() {probe} end))");
+        let got: String = ours.load(&wrapped).set_name("=probe").eval().unwrap();
+        let want: String = lua.load(&wrapped).set_name("=probe").eval().unwrap();
+        assert_eq!(got, want, "{probe}");
+    }
+}

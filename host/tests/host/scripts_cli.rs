@@ -284,3 +284,52 @@ async fn an_endless_loop_in_a_chunk_handler_meets_the_instruction_limit_on_eithe
         );
     }
 }
+
+/// A pattern that backtracks for hours inside one library call (issue 12): it used to hang the
+/// receiver (Lua's own matcher runs no instruction the count could stop); the sandbox's matcher
+/// charges every step, so the call ends at its budget or deadline and the transfer fails on
+/// both sides with the script's name and line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_pattern_in_a_chunk_handler_is_stopped_and_named() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = dir.path().join("pattern.lua");
+    std::fs::write(
+        &pattern,
+        "p2p.on(\"chunk\", function(file, chunk)\n  local found = string.find(string.rep(\"a\", 3000), string.rep(\"a*\", 12) .. \"b\")\nend)\n",
+    )
+    .unwrap();
+    let file = dir.path().join("data.bin");
+    std::fs::write(&file, vec![5u8; 100_000]).unwrap();
+    let out = dir.path().join("out");
+
+    let mut sender = start(&servers, "send", &[file.clone().into()]);
+    let (code, _) = code_of(&mut sender).await;
+    let receiver = start(
+        &servers,
+        "receive",
+        &[
+            "--yes".into(),
+            "--script".into(),
+            pattern.into(),
+            "--out".into(),
+            out.clone().into(),
+            code.into(),
+        ],
+    );
+    let received = receiver.exit(LIMIT).await;
+    let sent = sender.exit(LIMIT).await;
+    for (side, exit) in [("receiver", &received), ("sender", &sent)] {
+        assert_eq!(exit.code, Some(8), "{side}: {exit:?}");
+        assert_eq!(exit.last_event()["kind"], "plugin", "{side}: {exit:?}");
+        // The budget, or in a slow debug build on a busy machine the deadline, whichever first.
+        let stopped = line_with(&exit.stderr, "pattern: pattern.lua:2: ").is_some_and(|l| {
+            l.contains("instruction limit exceeded") || l.contains("deadline of 1000 ms exceeded")
+        });
+        assert!(stopped, "{side}: {}", exit.stderr);
+    }
+    assert!(
+        !out.join("data.bin").exists(),
+        "nothing under the final name"
+    );
+}

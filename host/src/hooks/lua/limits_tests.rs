@@ -256,6 +256,23 @@ fn a_pathological_pattern_is_stopped_by_the_instruction_limit() {
 }
 
 #[test]
+fn ordinary_uses_of_the_replaced_functions_fit_the_budget() {
+    // What a chunk handler might do with a 1 MiB chunk: find each line, split, substitute.
+    let body = "local s = string.rep(string.rep('x', 99) .. '\\n', 10486)\n\
+        local n, i = 0, 1\n\
+        while true do local j = s:find('\\n', i, true) if not j then break end n = n + 1 i = j + 1 end\n\
+        assert(n == 10486)\n\
+        local lines = 0 for line in s:gmatch('[^\\n]+') do lines = lines + 1 end\n\
+        assert(lines == 10486)\n\
+        local t, k = s:gsub('x+', '%0!')\n\
+        assert(k == 10486 and #t == #s + k)\n\
+        local words = {} for i = 1, 20000 do words[i] = tostring(i % 977) end\n\
+        table.sort(words) table.insert(words, 1, 'z') table.remove(words, 2)\n\
+        assert(#table.concat(words, ',') > 0)";
+    assert_eq!(pre_send_with(body, no_deadline()), Ok(PreSend::Continue));
+}
+
+#[test]
 fn library_loops_without_instructions_are_stopped() {
     // Each of these loops inside one C call of Lua's own library, where no instruction runs.
     assert_eq!(

@@ -140,15 +140,13 @@ pub(super) fn new_state(
             .load(include_str!("sandbox.lua"))
             .set_mode(ChunkMode::Text),
     };
-    chunk
-        .set_name(format!("={SANDBOX_CHUNK}"))
-        .call::<()>((
-            globals.raw_get::<Value>("pcall")?,
-            globals.raw_get::<Value>("xpcall")?,
-            exhausted,
-            LIMIT_MESSAGE,
-            lib,
-        ))?;
+    chunk.set_name(format!("={SANDBOX_CHUNK}")).call::<()>((
+        globals.raw_get::<Value>("pcall")?,
+        globals.raw_get::<Value>("xpcall")?,
+        exhausted,
+        LIMIT_MESSAGE,
+        lib,
+    ))?;
     // Lua names a function in a "bad argument" message by looking for it among the loaded
     // modules; format, pack and unpack are called from Rust (strlib.rs), so register them
     // under their own names (the table is out of a script's reach: no `package`, no `debug`).

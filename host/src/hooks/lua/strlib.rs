@@ -344,8 +344,12 @@ fn find(lua: &Lua, lib: &Lib, args: &MultiValue, find: bool) -> Res<MultiValue> 
         return Ok(nil());
     }
     if find && (a.truthy(4) || patterns::is_plain(&pattern)) {
-        lib.charge(lua, (subject.len() - init) as u64 / BYTES_PER_STEP + 1)?;
-        return Ok(match memchr::memmem::find(&subject[init..], &pattern) {
+        let found = memchr::memmem::find(&subject[init..], &pattern);
+        // Charged for the bytes searched, up to the match: a loop that finds one line after
+        // another in a big string pays for the string once, not once per line.
+        let searched = found.map_or(subject.len() - init, |at| at + pattern.len());
+        lib.charge(lua, searched as u64 / BYTES_PER_STEP + 1)?;
+        return Ok(match found {
             Some(at) => {
                 MultiValue::from_vec(vec![int(init + at + 1), int(init + at + pattern.len())])
             }

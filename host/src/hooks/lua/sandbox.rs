@@ -52,7 +52,7 @@ fn prelude() -> Option<&'static [u8]> {
 /// How many VM instructions run between two checks of the budget and the deadline.
 ///
 /// One instruction can cost up to about the size of the state's largest string: `s < s` on a
-/// string of NUL bytes calls `strcoll` once per byte, about 10 ms per MiB here. A check every
+/// string of NUL bytes calls `strcoll` once per byte, 10 to 30 ms per MiB here. A check every
 /// `160 MiB / memory limit` instructions (10 at the default 16 MiB; at most 100, at least 1)
 /// keeps the time between two checks, hence a call's overrun of its deadline, to a fraction of
 /// a second whatever the instructions are; each check costs about as much as a few

@@ -321,6 +321,67 @@ fn main() {
             });
         }
     }
+    hostile_rows(&send);
+}
+
+/// Hostile handlers at the default limits (issue 12): how long one call runs before the sandbox
+/// stops it (worst of 3), and what stopped it.
+fn hostile_rows(file: &FileInfo) {
+    const CASES: &[(&str, &str)] = &[
+        ("endless loop", "while true do end"),
+        (
+            "the issue's pattern",
+            "local _ = string.find(string.rep('a', 3000), string.rep('a*', 12) .. 'b')",
+        ),
+        (
+            "s < s, 7 MiB of NUL",
+            "local s = string.rep('\\0', 7 * 1024 * 1024)\nwhile true do local _ = s < s end",
+        ),
+        (
+            "5 x (s < s) per loop",
+            "local s = string.rep('\\0', 7 * 1024 * 1024)\nwhile true do local _ = s < s or s < s or s < s or s < s or s < s end",
+        ),
+        (
+            "s .. 'x', 5 MiB",
+            "local s = string.rep('a', 5 * 1024 * 1024)\nwhile true do local _ = s .. 'x' end",
+        ),
+        (
+            "format %q, 2 MiB of \\1",
+            "local s = string.rep('\\1', 2 * 1024 * 1024)\nwhile true do local _ = string.format('%q', s) end",
+        ),
+        (
+            "sort 200k x 1 MiB string",
+            "local s = string.rep('a', 1024 * 1024)\nlocal t = {}\nfor i = 1, 200000 do t[i] = s end\ntable.sort(t)",
+        ),
+        (
+            "table.move over nils",
+            "table.move({}, 1, math.maxinteger - 1, 1)",
+        ),
+    ];
+    println!("hostile Lua handlers, default limits: time until the call is stopped (worst of 3)");
+    for (name, body) in CASES {
+        let source = format!("p2p.on('pre_send', function(file)\n{body}\nend)");
+        let script = LuaScript::from_source("hostile.lua", source.as_bytes(), LuaConfig::default())
+            .expect("the hostile script loads");
+        let mut worst = Duration::ZERO;
+        let mut reason = String::new();
+        for _ in 0..3 {
+            let mut hook = script.instantiate().expect("an instance");
+            let started = Instant::now();
+            let result = hook.pre_send(file);
+            worst = worst.max(started.elapsed());
+            reason = match result {
+                Err(e) => e.reason,
+                Ok(decision) => format!("returned {decision:?}"),
+            };
+        }
+        println!(
+            "{:<14} {:<42} {:>9.0} ms  {reason}",
+            "Lua hostile",
+            name,
+            worst.as_secs_f64() * 1000.0
+        );
+    }
 }
 
 /// What oneshot send does with a chunk read into its frame, when the transfer has hooks: the

@@ -11,7 +11,7 @@
 //! path = "scripts/route-by-type.lua"
 //! settings = { no_extension = "misc" }
 //! grants = { move_dirs = ["~/Downloads"], allow_os_time = false }
-//! limits = { memory_mib = 16, instructions_per_call = 10_000_000 }
+//! limits = { memory_mib = 16, instructions_per_call = 10_000_000, deadline_ms = 1000 }
 //! ```
 //!
 //! A plugin can be granted nothing: contract `p2phost:plugin@0.1.0` gives plugins no WASI and no
@@ -43,8 +43,10 @@ const PLUGIN_MEMORY_MIB: RangeInclusive<u64> = 2..=4096;
 const PLUGIN_DEADLINE_MS: RangeInclusive<u64> = (TICK.as_millis() as u64)..=60_000;
 /// Bounds of a script state's memory, in MiB.
 const SCRIPT_MEMORY_MIB: RangeInclusive<u64> = 1..=1024;
-/// Bounds of a script call's instruction budget (counted in steps of 1000).
+/// Bounds of a script call's instruction budget.
 const SCRIPT_INSTRUCTIONS: RangeInclusive<u64> = 1_000..=10_000_000_000;
+/// Bounds of a script call's deadline, as for a plugin's.
+const SCRIPT_DEADLINE_MS: RangeInclusive<u64> = PLUGIN_DEADLINE_MS;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +91,7 @@ struct RawScriptGrants {
 struct RawScriptLimits {
     memory_mib: Option<Spanned<u64>>,
     instructions_per_call: Option<Spanned<u64>>,
+    deadline_ms: Option<Spanned<u64>>,
 }
 
 impl RawPlugin {
@@ -128,6 +131,10 @@ impl RawScript {
                 "limits.instructions_per_call",
                 "instructions",
             )?;
+        }
+        if let Some(ms) = self.limits.deadline_ms {
+            let ms = within(source, &ms, SCRIPT_DEADLINE_MS, "limits.deadline_ms", "ms")?;
+            limits.deadline = Duration::from_millis(ms);
         }
         let move_dirs = self
             .grants

@@ -77,7 +77,7 @@ limits = { memory_mib = 8, deadline_ms = 250 }
 path = "r.lua"
 settings = { no_extension = "misc" }
 grants = { move_dirs = ["inbox", "/srv/in"], allow_os_time = true }
-limits = { memory_mib = 2, instructions_per_call = 5000 }
+limits = { memory_mib = 2, instructions_per_call = 5000, deadline_ms = 300 }
 "#;
     let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
     let HookSpec::Plugin {
@@ -116,6 +116,7 @@ limits = { memory_mib = 2, instructions_per_call = 5000 }
     assert!(lua.grants.allow_os_time);
     assert_eq!(lua.limits.memory_bytes, 2 << 20);
     assert_eq!(lua.limits.instructions_per_call, 5000);
+    assert_eq!(lua.limits.deadline, Duration::from_millis(300));
 }
 
 #[test]
@@ -198,6 +199,11 @@ fn errors_point_at_line_and_column() {
             "[[plugins]]\npath = \"p.wasm\"\nlimits = { deadline_ms = 0 }\n",
             "share.toml:3:26",
             "limits.deadline_ms = 0 is out of range",
+        ),
+        (
+            "[[scripts]]\npath = \"s.lua\"\nlimits = { deadline_ms = 60001 }\n",
+            "share.toml:3:26",
+            "limits.deadline_ms = 60001 is out of range",
         ),
         (
             "[[scripts]]\npath = \"s.lua\"\n[scripts.limits]\ninstructions_per_call = -1\n",

@@ -362,3 +362,109 @@ fn a_plugin_built_against_another_contract_is_refused() {
     );
     assert!(err.contains("describe"), "{err}");
 }
+
+/// The peak resident memory of this process, in kB.
+fn peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// What a plugin hands the host is bounded, whatever its own memory (issue 12): a route of 120
+/// peer names that all point at one 1 MiB string made the host copy 120 MiB out of a plugin
+/// limited to 16 MiB. Run in a child process (this test binary, this test alone) whose peak
+/// resident memory is measured around the call.
+#[test]
+fn a_plugin_cannot_make_the_host_copy_more_than_a_chunk() {
+    const CHILD: &str = "P2P_PLUGIN_COPIES_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        return copies_child();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "plugins_sandbox::a_plugin_cannot_make_the_host_copy_more_than_a_chunk",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let grew: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("grew kB: ").map(|(_, v)| v))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no figure in the child's output:\n{stdout}\n{stderr}"));
+    assert!(
+        grew < 16 * 1024,
+        "the call grew the host by {grew} kB:\n{stdout}"
+    );
+    assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
+}
+
+#[allow(clippy::print_stdout, reason = "the child reports its figure to the parent test")]
+fn copies_child() {
+    let limits = WasmLimits {
+        memory_bytes: 16 << 20,
+        ..WasmLimits::default()
+    };
+    let settings = [
+        ("mode", "copies"),
+        ("hook", "pre-send"),
+        ("copies", "120"),
+        ("bytes", "1048576"),
+    ];
+    let mut hook = load("hostile", &settings, limits).instantiate().unwrap();
+    let before = peak_kib();
+    let result = hook.pre_send(&file(Side::Send, 1));
+    println!("grew kB: {}", peak_kib().saturating_sub(before));
+    let err = result.unwrap_err();
+    assert_eq!(err.owner, "hostile");
+    assert_eq!(
+        err.reason,
+        "pre-send: the plugin gave the host more than 1.1 MiB in one value (at most a chunk's worth)"
+    );
+}
+
+#[test]
+fn every_value_a_plugin_hands_the_host_is_bounded() {
+    let hostile = |mode: &str, hook: &str, bytes: &str| {
+        let settings = [("mode", mode), ("hook", hook), ("bytes", bytes)];
+        load("hostile", &settings, WasmLimits::default())
+            .instantiate()
+            .unwrap()
+    };
+    let two_mib = "2097152";
+    let refused = |err: HookError, what: &str| {
+        assert_eq!(err.owner, "hostile");
+        assert!(
+            err.reason.starts_with(&format!(
+                "{what}: the plugin gave the host more than 1.1 MiB"
+            )),
+            "{err}"
+        );
+    };
+    let chunk = hostile("copies", "chunk", two_mib).chunk(&file(Side::Send, 1), 0, b"x");
+    refused(chunk.unwrap_err(), "chunk");
+    let done = Outcome::Failed("x".into());
+    let complete = hostile("copies", "complete", two_mib).complete(&file(Side::Send, 1), &done);
+    refused(complete.unwrap_err(), "complete");
+    let log = hostile("log", "chunk", two_mib).chunk(&file(Side::Send, 1), 0, b"x");
+    assert!(log.unwrap_err().reason.contains("more than 1.1 MiB"));
+    // A chunk's worth passes, and a long log line is cut.
+    let action = hostile("copies", "chunk", "1048576")
+        .chunk(&file(Side::Send, 1), 0, b"x")
+        .unwrap();
+    assert_eq!(action, ChunkAction::Replace(vec![b'r'; 1 << 20]));
+    let mut hook = hostile("log", "chunk", "1048576");
+    assert_eq!(
+        hook.chunk(&file(Side::Send, 1), 0, b"x").unwrap(),
+        ChunkAction::Pass
+    );
+    assert_eq!(wasm::MAX_LIFT, 1_114_112);
+}

@@ -7,6 +7,12 @@
 //! Two more settings check what the host reports: `panic_bytes` = N makes the panic's message N
 //! bytes long (the message must reach the error bounded), and `log_error` = text is logged at
 //! error level by `configure` (a later call's trap must not be blamed on it).
+//!
+//! Two modes test what the host copies out of the guest, sized by `bytes` (default 1 MiB) and
+//! `copies` (default 100): `copies` returns, from `hook`, a route of `copies` peer names that all
+//! point at one `bytes`-long string (pre-send: a host that copies each holds `copies * bytes`
+//! while the guest holds `bytes`), a replacement of `bytes` bytes (chunk) or an error message of
+//! `bytes` bytes (complete); `log` logs one line of `bytes` bytes.
 
 use p2p_plugin_api::{
     ChunkAction, Description, FileInfo, Level, Outcome, Plugin, PreSendDecision, log, setting,
@@ -18,6 +24,9 @@ pub struct Hostile {
     hook: String,
     /// The length of the panic's message, when not the default one.
     panic_bytes: Option<usize>,
+    /// Sizes for `copies` and `log`.
+    bytes: usize,
+    copies: usize,
 }
 
 impl Default for Hostile {
@@ -26,6 +35,8 @@ impl Default for Hostile {
             mode: "trap".into(),
             hook: "chunk".into(),
             panic_bytes: None,
+            bytes: 1 << 20,
+            copies: 100,
         }
     }
 }
@@ -40,8 +51,10 @@ impl Plugin for Hostile {
 
     fn configure(&mut self, settings: Vec<(String, String)>) -> Result<(), String> {
         if let Some(mode) = setting(&settings, "mode") {
-            if !["loop", "memory", "trap", "panic", "none"].contains(&mode) {
-                return Err(format!("mode {mode:?}: loop, memory, trap, panic or none"));
+            if !["loop", "memory", "trap", "panic", "copies", "log", "none"].contains(&mode) {
+                return Err(format!(
+                    "mode {mode:?}: loop, memory, trap, panic, copies, log or none"
+                ));
             }
             self.mode = mode.to_owned();
         }
@@ -59,6 +72,11 @@ impl Plugin for Hostile {
                 .map_err(|_| format!("panic_bytes {bytes:?}: a number of bytes"))?;
             self.panic_bytes = Some(bytes);
         }
+        for (key, slot) in [("bytes", &mut self.bytes), ("copies", &mut self.copies)] {
+            if let Some(n) = setting(&settings, key) {
+                *slot = n.parse().map_err(|_| format!("{key} {n:?}: a number"))?;
+            }
+        }
         if let Some(text) = setting(&settings, "log_error") {
             log(Level::Error, text);
         }
@@ -67,27 +85,41 @@ impl Plugin for Hostile {
     }
 
     fn pre_send(&mut self, _file: &FileInfo) -> PreSendDecision {
+        if self.copying("pre-send") {
+            return PreSendDecision::Route(aliases(self.copies, self.bytes));
+        }
         self.misbehave("pre-send");
         PreSendDecision::Continue
     }
 
     fn chunk(&mut self, _file: &FileInfo, _offset: u64, _data: Vec<u8>) -> ChunkAction {
+        if self.copying("chunk") {
+            return ChunkAction::Replace(vec![b'r'; self.bytes]);
+        }
         self.misbehave("chunk");
         ChunkAction::Pass
     }
 
     fn complete(&mut self, _file: &FileInfo, _outcome: Outcome) -> Result<(), String> {
+        if self.copying("complete") {
+            return Err("e".repeat(self.bytes));
+        }
         self.misbehave("complete");
         Ok(())
     }
 }
 
 impl Hostile {
+    fn copying(&self, hook: &str) -> bool {
+        hook == self.hook && self.mode == "copies"
+    }
+
     fn misbehave(&self, hook: &str) {
         if hook != self.hook {
             return;
         }
         match self.mode.as_str() {
+            "log" => log(Level::Info, &"l".repeat(self.bytes)),
             "loop" => spin(),
             "memory" => bomb(),
             "trap" => trap(),
@@ -101,6 +133,19 @@ impl Hostile {
             _ => {}
         }
     }
+}
+
+/// `copies` strings that all own one buffer of `bytes` bytes: several owners of one allocation,
+/// which safe Rust forbids and a hostile guest does on purpose. The guest's memory holds `bytes`
+/// (and a list of `copies` pointers); a host that lifts each string copies `copies * bytes`. The
+/// guest frees the buffer once per copy after the call: it is not expected to survive it.
+#[allow(unsafe_code)]
+fn aliases(copies: usize, bytes: usize) -> Vec<String> {
+    let one = std::mem::ManuallyDrop::new("p".repeat(bytes));
+    (0..copies)
+        // SAFETY: none, on purpose (see above); the buffer is never written.
+        .map(|_| unsafe { String::from_raw_parts(one.as_ptr().cast_mut(), one.len(), one.capacity()) })
+        .collect()
 }
 
 fn spin() -> ! {

@@ -12,22 +12,32 @@
 //! ```
 //!
 //! The sandbox ([`LuaGrants`], [`LuaLimits`]): no `io`, `os`, `package`, `debug`, `load*`, unless
-//! granted; a memory limit on the whole state and an instruction budget per call. Every failure —
-//! a Lua error, either limit, a bad return value — becomes a [`HookError`] whose owner is the
-//! script's name and whose reason starts with `file.lua:LINE:` where Lua knows the line.
+//! granted; a memory limit on the whole state (which what the host copies for a script respects
+//! too), and an instruction budget and a deadline per call (which the library functions that
+//! could loop inside one C call respect too: patterns are matched in Rust). Every failure — a
+//! Lua error, a limit, a bad return value — becomes a [`HookError`] whose owner is the script's
+//! name and whose reason starts with `file.lua:LINE:` where Lua knows the line.
 //!
-//! Calls are synchronous and may take up to the instruction budget: the caller runs them off the
-//! async runtime.
+//! Calls are synchronous and may take up to their deadline: the caller runs them off the async
+//! runtime.
 
 mod api;
+mod budget;
+#[cfg(test)]
+mod limits_tests;
 mod move_file;
+mod patterns;
+#[cfg(test)]
+mod patterns_tests;
 mod sandbox;
+mod strlib;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, IntoLuaMulti, Lua, Table, Value};
@@ -35,8 +45,8 @@ use mlua::{Function, IntoLuaMulti, Lua, Table, Value};
 use super::{
     ChunkAction, Description, FileInfo, Hook, HookError, HookFactory, Hooks, Outcome, PreSend, Side,
 };
-use api::{Action, ApiContext, Registrations, Registry};
-use sandbox::CallBudget;
+use api::{Action, ApiContext, REASON_MAX, Registrations, Registry, bounded_text};
+use budget::{CallBudget, Stop};
 
 /// What the operator grants a script beyond the sandbox. Nothing by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,8 +65,13 @@ pub struct LuaLimits {
     /// Most memory the Lua state may hold, in bytes (default 16 MiB).
     pub memory_bytes: usize,
     /// Most Lua VM instructions one call may run, loading the script included (default 10
-    /// million, roughly 50–100 ms of plain Lua).
+    /// million, roughly 50–100 ms of plain Lua); the pattern functions and `string.rep` charge
+    /// their work in the same units.
     pub instructions_per_call: u64,
+    /// Most wall-clock time one call may take (default 1 s), checked with the instructions. It
+    /// is what bounds a call whose instructions are slow ones (comparing or joining long
+    /// strings); a call overruns it by at most the time between two checks.
+    pub deadline: Duration,
 }
 
 impl Default for LuaLimits {
@@ -64,6 +79,7 @@ impl Default for LuaLimits {
         Self {
             memory_bytes: 16 << 20,
             instructions_per_call: 10_000_000,
+            deadline: Duration::from_secs(1),
         }
     }
 }
@@ -139,7 +155,11 @@ impl LuaScript {
     }
 
     fn instance(&self) -> Result<LuaInstance, HookError> {
-        let budget = Arc::new(CallBudget::new(self.config.limits.instructions_per_call));
+        let limits = &self.config.limits;
+        let budget = Arc::new(CallBudget::new(
+            limits.instructions_per_call,
+            limits.deadline,
+        ));
         let registry: Registry = Arc::new(Mutex::new(Some(Registrations::default())));
         let moved = Arc::new(Mutex::new(None));
         let errors = ErrorContext {
@@ -216,19 +236,30 @@ struct ErrorContext {
 
 impl ErrorContext {
     fn error(&self, err: &mlua::Error) -> HookError {
-        let reason = if self.budget.exhausted() {
-            format!(
+        let reason = match self.budget.stopped() {
+            Some(Stop::Instructions) => format!(
                 "{}instruction limit exceeded ({} instructions per call)",
                 self.budget.stopped_at(),
                 self.budget.limit()
-            )
-        } else {
-            self.reason(err)
+            ),
+            Some(Stop::Deadline) => format!(
+                "{}deadline of {} ms exceeded",
+                self.budget.stopped_at(),
+                self.budget.deadline().as_millis()
+            ),
+            None => self.reason(err),
         };
         self.fail(reason)
     }
 
+    /// The script's error; its reason is cut to [`REASON_MAX`] bytes (it is logged and sent to
+    /// the peer, and a script's error message can be as long as its memory allows).
     fn fail(&self, reason: String) -> HookError {
+        let reason = if reason.len() > REASON_MAX {
+            bounded_text(reason.as_bytes(), REASON_MAX)
+        } else {
+            reason
+        };
         HookError {
             owner: self.name.clone(),
             reason,

@@ -1,120 +1,85 @@
-//! A fresh, locked-down Lua state: which libraries a script gets, and the two limits on it.
+//! A fresh, locked-down Lua state: which libraries a script gets, and the limits on it.
 //!
 //! - Libraries: `string` (without `string.dump`), `table`, `math`, `utf8` and the safe half of
 //!   the base library. No `io`, `os`, `package`/`require`, `debug`, `coroutine`, `load`,
 //!   `loadfile`, `dofile`, `collectgarbage`, `print` or `warn`; `os.time`, `os.clock`, `os.date`
 //!   and `os.difftime` only when granted.
 //! - Memory: Lua's allocator refuses to grow the state past the limit (a Lua "not enough memory"
-//!   error).
-//! - CPU: a count hook fires every [`STEP`] VM instructions, on the main state and on any thread,
-//!   and errors once the call has used its budget. `pcall`/`xpcall` are wrapped so that a script
-//!   cannot catch that error and carry on: once the budget is spent, leaving a protected call
-//!   raises again; `__gc` finalizers, which Lua runs with hooks off, are refused. (Time spent inside one C function, such as a pathological `string.find`
-//!   pattern, is not counted: the hook only fires between VM instructions.)
+//!   error), and what the host builds or copies for a script is bounded too (`api.rs`,
+//!   `strlib.rs`).
+//! - CPU: a count hook fires every [`check_every`] VM instructions, on the main state and on
+//!   any thread, charges them to the call's [`CallBudget`] and stops the call once it has used
+//!   its instructions or passed its deadline. Library functions that could loop inside one C
+//!   call, where the hook never fires, are replaced (`sandbox.lua`, `strlib.rs`). `pcall` and
+//!   `xpcall` cannot catch their way past a limit, and `__gc` finalizers, which Lua runs with
+//!   hooks off, are refused.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use mlua::chunk::ChunkMode;
-use mlua::debug::Debug;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 
+use super::budget::CallBudget;
+use super::strlib;
 use super::{LuaGrants, LuaLimits};
 
-/// How many instructions run between two checks of the budget: small enough that a call stops
-/// close to its limit, large enough that counting costs nothing measurable.
-pub(super) const STEP: u32 = 1000;
+/// The message of the error a stopped call raises (the caller reports it in its own words).
+pub(super) const LIMIT_MESSAGE: &str = "instruction limit exceeded";
 
-/// What one call into the script may still spend, shared with the count hook.
-#[derive(Debug)]
-pub(super) struct CallBudget {
-    limit: u64,
-    used: AtomicU64,
-    exhausted: AtomicBool,
-    /// `file.lua:LINE: ` where the budget ran out, for the error message.
-    stopped_at: Mutex<String>,
-    /// `p2p.log` lines written during this call (capped, so a loop cannot flood the log).
-    pub(super) log_lines: AtomicU32,
+/// The chunk name of the sandbox's own Lua code (`sandbox.lua`), as Lua shows it.
+const SANDBOX_CHUNK: &str = "sandbox";
+
+/// The prelude (`sandbox.lua`) compiled once per process: each transfer's state loads its
+/// bytecode instead of parsing 300 lines again. It is ours and made by this very Lua, so it is
+/// loaded as bytecode where a script's never is; `None` (never expected) falls back to the text.
+fn prelude() -> Option<&'static [u8]> {
+    static BYTECODE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    BYTECODE
+        .get_or_init(|| {
+            let lua = Lua::new_with(StdLib::NONE, LuaOptions::new()).ok()?;
+            let f = lua
+                .load(include_str!("sandbox.lua"))
+                .set_name(format!("={SANDBOX_CHUNK}"))
+                .set_mode(ChunkMode::Text)
+                .into_function()
+                .ok()?;
+            // With its debug information: `script_position` tells its frames by their source.
+            Some(f.dump(false))
+        })
+        .as_deref()
 }
 
-impl CallBudget {
-    pub(super) fn new(limit: u64) -> Self {
-        Self {
-            limit,
-            used: AtomicU64::new(0),
-            exhausted: AtomicBool::new(false),
-            stopped_at: Mutex::new(String::new()),
-            log_lines: AtomicU32::new(0),
-        }
-    }
-
-    /// Starts a call with the whole budget.
-    pub(super) fn start(&self) {
-        self.used.store(0, Ordering::Relaxed);
-        self.exhausted.store(false, Ordering::Relaxed);
-        self.stopped_at().clear();
-        self.log_lines.store(0, Ordering::Relaxed);
-    }
-
-    /// Whether the current call ran out of instructions.
-    pub(super) fn exhausted(&self) -> bool {
-        self.exhausted.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    /// `file.lua:LINE: ` where the current call ran out, or nothing if Lua did not know.
-    pub(super) fn stopped_at(&self) -> MutexGuard<'_, String> {
-        self.stopped_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Counts `n` instructions; true once the call is over budget. The first time, notes
-    /// where: the error raised from a hook carries no position of its own.
-    fn spend(&self, n: u64, debug: &Debug) -> bool {
-        let used = self.used.fetch_add(n, Ordering::Relaxed) + n;
-        if used > self.limit
-            && !self.exhausted.swap(true, Ordering::Relaxed)
-            && let Some(line) = debug.current_line()
-        {
-            let src = debug.source();
-            *self.stopped_at() = format!("{}:{line}: ", src.short_src.unwrap_or_default());
-        }
-        self.exhausted()
-    }
-}
-
-/// The message of the error the count hook raises (the caller reports it in its own words).
-const LIMIT_MESSAGE: &str = "instruction limit exceeded";
-
-/// Runs before the script with the real `pcall`, `xpcall` and a budget check as arguments, and
-/// replaces the globals with versions that re-raise once the budget is spent.
+/// How many VM instructions run between two checks of the budget and the deadline.
 ///
-/// It also refuses `__gc` metamethods: Lua runs finalizers with hooks switched off (and when the
-/// state is dropped, outside any call), so a looping finalizer would escape the budget. Lua
-/// marks an object for finalization only if `__gc` is in its metatable when `setmetatable` is
-/// called, so checking there is enough.
-const PRELUDE: &str = r#"
-local raw_pcall, raw_xpcall, exhausted, message = ...
-local raw_setmetatable, rawget, type, error = setmetatable, rawget, type, error
-setmetatable = function(t, mt)
-  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-    error("__gc metamethods are not available to scripts", 2)
-  end
-  return raw_setmetatable(t, mt)
-end
-local function check(...)
-  if exhausted() then error(message, 0) end
-  return ...
-end
-pcall = function(...) return check(raw_pcall(...)) end
-xpcall = function(...) return check(raw_xpcall(...)) end
-"#;
+/// One instruction can cost up to about the size of the state's largest string: `s < s` on a
+/// string of NUL bytes calls `strcoll` once per byte, 10 to 30 ms per MiB here. A check every
+/// `160 MiB / memory limit` instructions (10 at the default 16 MiB; at most 100, at least 1)
+/// keeps the time between two checks, hence a call's overrun of its deadline, to a fraction of
+/// a second whatever the instructions are; each check costs about as much as a few
+/// instructions.
+pub(super) fn check_every(memory_bytes: usize, instructions_per_call: u64) -> u32 {
+    const SCALE: usize = 160 << 20;
+    let by_memory = (SCALE / memory_bytes.max(1)).clamp(1, 100);
+    let step = u64::try_from(by_memory)
+        .unwrap_or(1)
+        .min(instructions_per_call.max(1));
+    u32::try_from(step).unwrap_or(1)
+}
 
-/// A new state with the sandboxed libraries, the memory limit and the instruction budget.
+/// `file.lua:LINE: ` of the innermost frame of the script itself (not of the sandbox's own Lua
+/// code, nor a C function), for the message of a stopped call.
+pub(super) fn script_position(lua: &Lua) -> Option<String> {
+    (0..64).find_map(|level| {
+        lua.inspect_stack(level, |d| {
+            let line = d.current_line()?;
+            let src = d.source().short_src?.into_owned();
+            (src != SANDBOX_CHUNK).then(|| format!("{src}:{line}: "))
+        })
+        .flatten()
+    })
+}
+
+/// A new state with the sandboxed libraries, the memory limit and the per-call limits.
 pub(super) fn new_state(
     limits: &LuaLimits,
     grants: &LuaGrants,
@@ -152,31 +117,58 @@ pub(super) fn new_state(
         globals.raw_set("os", safe)?;
     }
 
-    let step =
-        u32::try_from(limits.instructions_per_call.clamp(1, u64::from(STEP))).unwrap_or(STEP);
+    let step = check_every(limits.memory_bytes, limits.instructions_per_call);
     let hook_budget = Arc::clone(budget);
     // A global hook, not a per-thread one, so that any thread the state makes is counted too.
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(step),
-        move |_, debug| {
-            if hook_budget.spend(u64::from(step), debug) {
-                Err(mlua::Error::runtime(LIMIT_MESSAGE))
-            } else {
-                Ok(VmState::Continue)
-            }
+        move |lua, _| match hook_budget.charge(u64::from(step), || script_position(lua)) {
+            Some(_) => Err(mlua::Error::runtime(LIMIT_MESSAGE)),
+            None => Ok(VmState::Continue),
         },
     )?;
 
+    // Lua's own format, pack and unpack, before the prelude wraps them (see below).
+    let originals =
+        ["format", "pack", "unpack"].map(|name| string.raw_get::<Value>(name).map(|f| (name, f)));
     let check_budget = Arc::clone(budget);
-    let exhausted = lua.create_function(move |_, ()| Ok(check_budget.exhausted()))?;
-    lua.load(PRELUDE)
-        .set_name("=sandbox")
-        .set_mode(ChunkMode::Text)
-        .call::<()>((
-            globals.raw_get::<Value>("pcall")?,
-            globals.raw_get::<Value>("xpcall")?,
-            exhausted,
-            LIMIT_MESSAGE,
-        ))?;
+    let exhausted = lua.create_function(move |_, ()| Ok(check_budget.stopped().is_some()))?;
+    let lib = strlib::functions(&lua, budget, limits.memory_bytes)?;
+    let chunk = match prelude() {
+        Some(bytecode) => lua.load(bytecode).set_mode(ChunkMode::Binary),
+        None => lua
+            .load(include_str!("sandbox.lua"))
+            .set_mode(ChunkMode::Text),
+    };
+    chunk.set_name(format!("={SANDBOX_CHUNK}")).call::<()>((
+        globals.raw_get::<Value>("pcall")?,
+        globals.raw_get::<Value>("xpcall")?,
+        exhausted,
+        LIMIT_MESSAGE,
+        lib,
+    ))?;
+    // Lua names a function in a "bad argument" message by looking for it among the loaded
+    // modules; format, pack and unpack are called from Rust (strlib.rs), so register them
+    // under their own names (the table is out of a script's reach: no `package`, no `debug`).
+    let loaded: Table = lua.named_registry_value("_LOADED")?;
+    for original in originals {
+        let (name, f) = original?;
+        loaded.raw_set(name, f)?;
+    }
     Ok(lua)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_come_more_often_as_strings_can_grow_longer() {
+        assert_eq!(check_every(16 << 20, 10_000_000), 10);
+        assert_eq!(check_every(1 << 20, 10_000_000), 100);
+        assert_eq!(check_every(64 << 20, 10_000_000), 2);
+        assert_eq!(check_every(1 << 30, 10_000_000), 1);
+        assert_eq!(check_every(16 << 20, 5), 5);
+        assert_eq!(check_every(0, 0), 1);
+    }
 }

@@ -57,7 +57,7 @@ fn done(path: &Path) -> Outcome {
 }
 
 /// Captures what the code under test logs through tracing, on this thread.
-fn capture_logs(f: impl FnOnce()) -> String {
+pub(super) fn capture_logs(f: impl FnOnce()) -> String {
     #[derive(Clone)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
     impl Write for Sink {

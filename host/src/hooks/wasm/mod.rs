@@ -45,7 +45,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use engine::{MAX_WASM_STACK, PluginEngine, TICK};
-pub use plugin::{WasmPlugin, inspect};
+pub use plugin::{MAX_LIFT, WasmPlugin, inspect};
 
 #[cfg(doc)]
 use super::{HookError, HookFactory};

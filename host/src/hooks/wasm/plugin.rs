@@ -23,6 +23,13 @@ const MAX_TEXT: usize = 1024;
 /// cannot flood the host's log (or terminal) for the length of its deadline.
 const LOG_LINES_PER_CALL: u32 = 100;
 
+/// Most bytes the host copies out of a plugin in one go (a hook's result, a log line): the
+/// largest chunk the protocol allows, plus room for an encoding that grows it. wasmtime counts
+/// every string and list it lifts against this ("hostcall fuel"); without it, a result could
+/// name one buffer many times (a route of a thousand peers that all point at one megabyte) and
+/// the host would copy it each time, far past the plugin's own memory limit.
+pub const MAX_LIFT: usize = crate::transfer::manifest::CHUNK_SIZE_RANGE.1 as usize + (64 << 10);
+
 /// A compiled, type-checked WASM plugin: makes a sandboxed instance per transfer.
 pub struct WasmPlugin {
     engine: PluginEngine,
@@ -122,6 +129,7 @@ impl WasmPlugin {
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|state| state);
+        store.set_hostcall_fuel(MAX_LIFT);
         let mut hook = WasmHook {
             store,
             plugin: None,
@@ -435,7 +443,17 @@ fn failure(error: &wasmtime::Error, state: &State, what: &str) -> String {
                 None => format!("trap in {what}: {trap}"),
             }
         }
-        None => format!("{what} failed: {}", clean(&format!("{error:#}"))),
+        None => {
+            let message = format!("{error:#}");
+            // wasmtime's words when a lift runs past `MAX_LIFT` (its error type is private).
+            if message.contains("fuel allocated for hostcalls has been exhausted") {
+                return format!(
+                    "{what}: the plugin gave the host more than {} in one value (at most a chunk's worth)",
+                    bytes(MAX_LIFT)
+                );
+            }
+            format!("{what} failed: {}", clean(&message))
+        }
     }
 }
 

@@ -407,7 +407,10 @@ fn a_plugin_cannot_make_the_host_copy_more_than_a_chunk() {
     assert!(out.status.success(), "child failed:\n{stdout}\n{stderr}");
 }
 
-#[allow(clippy::print_stdout, reason = "the child reports its figure to the parent test")]
+#[allow(
+    clippy::print_stdout,
+    reason = "the child reports its figure to the parent test"
+)]
 fn copies_child() {
     let limits = WasmLimits {
         memory_bytes: 16 << 20,

@@ -144,7 +144,9 @@ fn aliases(copies: usize, bytes: usize) -> Vec<String> {
     let one = std::mem::ManuallyDrop::new("p".repeat(bytes));
     (0..copies)
         // SAFETY: none, on purpose (see above); the buffer is never written.
-        .map(|_| unsafe { String::from_raw_parts(one.as_ptr().cast_mut(), one.len(), one.capacity()) })
+        .map(|_| unsafe {
+            String::from_raw_parts(one.as_ptr().cast_mut(), one.len(), one.capacity())
+        })
         .collect()
 }
 

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::support::{Running, Servers, signaling, tree};
+use crate::support::{Exit, Running, Servers, signaling, tree};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -45,6 +45,39 @@ async fn code_of(sender: &mut Running) -> (String, Vec<serde_json::Value>) {
         }
         before.push(event);
     }
+}
+
+/// Sends a 100,000-byte `data.bin` to a receiver that runs the script `NAME.lua` made of
+/// `source`; both sides' exits, and the receiver's `--out` folder.
+async fn receive_with_script(
+    servers: &Servers,
+    dir: &Path,
+    name: &str,
+    source: &str,
+) -> (Exit, Exit, PathBuf) {
+    let script = dir.join(format!("{name}.lua"));
+    std::fs::write(&script, source).unwrap();
+    let file = dir.join("data.bin");
+    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    let out = dir.join("out");
+
+    let mut sender = start(servers, "send", &[file.into()]);
+    let (code, _) = code_of(&mut sender).await;
+    let receiver = start(
+        servers,
+        "receive",
+        &[
+            "--yes".into(),
+            "--script".into(),
+            script.into(),
+            "--out".into(),
+            out.clone().into(),
+            code.into(),
+        ],
+    );
+    let received = receiver.exit(LIMIT).await;
+    let sent = sender.exit(LIMIT).await;
+    (received, sent, out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,32 +136,13 @@ async fn size_limit_leaves_out_the_big_file_on_the_sending_side() {
 async fn a_script_error_fails_the_transfer_on_both_sides_with_its_name_and_line() {
     let servers = signaling().await;
     let dir = tempfile::tempdir().unwrap();
-    let broken = dir.path().join("broken.lua");
-    std::fs::write(
-        &broken,
+    let (received, sent, out) = receive_with_script(
+        &servers,
+        dir.path(),
+        "broken",
         "p2p.on(\"chunk\", function(file, chunk)\n  local t = nil\n  return t.field\nend)\n",
     )
-    .unwrap();
-    let file = dir.path().join("data.bin");
-    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
-    let out = dir.path().join("out");
-
-    let mut sender = start(&servers, "send", &[file.clone().into()]);
-    let (code, _) = code_of(&mut sender).await;
-    let receiver = start(
-        &servers,
-        "receive",
-        &[
-            "--yes".into(),
-            "--script".into(),
-            broken.into(),
-            "--out".into(),
-            out.clone().into(),
-            code.into(),
-        ],
-    );
-    let received = receiver.exit(LIMIT).await;
-    let sent = sender.exit(LIMIT).await;
+    .await;
     assert_eq!(received.code, Some(8), "{received:?}");
     assert!(
         received.stderr.contains("broken") && received.stderr.contains("broken.lua:3"),
@@ -301,32 +315,13 @@ async fn an_endless_loop_in_a_chunk_handler_meets_the_instruction_limit_on_eithe
 async fn a_runaway_pattern_in_a_chunk_handler_is_stopped_and_named() {
     let servers = signaling().await;
     let dir = tempfile::tempdir().unwrap();
-    let pattern = dir.path().join("pattern.lua");
-    std::fs::write(
-        &pattern,
+    let (received, sent, out) = receive_with_script(
+        &servers,
+        dir.path(),
+        "pattern",
         "p2p.on(\"chunk\", function(file, chunk)\n  local found = string.find(string.rep(\"a\", 3000), string.rep(\"a*\", 12) .. \"b\")\nend)\n",
     )
-    .unwrap();
-    let file = dir.path().join("data.bin");
-    std::fs::write(&file, vec![5u8; 100_000]).unwrap();
-    let out = dir.path().join("out");
-
-    let mut sender = start(&servers, "send", &[file.clone().into()]);
-    let (code, _) = code_of(&mut sender).await;
-    let receiver = start(
-        &servers,
-        "receive",
-        &[
-            "--yes".into(),
-            "--script".into(),
-            pattern.into(),
-            "--out".into(),
-            out.clone().into(),
-            code.into(),
-        ],
-    );
-    let received = receiver.exit(LIMIT).await;
-    let sent = sender.exit(LIMIT).await;
+    .await;
     for (side, exit) in [("receiver", &received), ("sender", &sent)] {
         assert_eq!(exit.code, Some(8), "{side}: {exit:?}");
         assert_eq!(exit.last_event()["kind"], "plugin", "{side}: {exit:?}");

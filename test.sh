@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the tests use: `kill` from procps (signal tests), `script` from bsdutils (a
-# terminal for the Ctrl-C test), `turnserver` from coturn (TURN test).
-packages=(procps bsdutils coturn)
+# terminal for the Ctrl-C test), `turnserver` from coturn (TURN test), `ip` from iproute2
+# (network namespaces).
+packages=(procps bsdutils coturn iproute2)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

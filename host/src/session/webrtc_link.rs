@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
 use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
@@ -146,6 +147,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let settings = SettingEngineBuilder::new()
         .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_BUFFER)
         .with_sctp_mtu(SCTP_MTU)
+        .with_multicast_dns_mode(multicast_dns_mode())
         .build();
     let (runtime, setup_done) = TunedRuntime::new();
     let peer_connection = PeerConnectionBuilder::new()
@@ -172,6 +174,29 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         failed,
         channels,
     })
+}
+
+/// The mDNS group webrtc-rs joins to resolve a peer's `.local` candidates (a browser hides its
+/// addresses behind them).
+const MDNS_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 251);
+
+/// webrtc-rs's default (resolve `.local` candidates) where this host can join the mDNS group,
+/// else no mDNS at all: webrtc-rs joins it on every interface when it creates the connection,
+/// and on a host with no route for it (only `lo`, or no default route) that fails with ENODEV,
+/// which used to make every connection fail. Asked again for each connection, since the
+/// network can change under a daemon.
+fn multicast_dns_mode() -> MulticastDnsMode {
+    let joined = std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|socket| socket.join_multicast_v4(&MDNS_GROUP, &std::net::Ipv4Addr::UNSPECIFIED));
+    match joined {
+        Ok(()) => MulticastDnsMode::QueryOnly,
+        Err(e) => {
+            tracing::debug!(
+                "no mDNS (joining {MDNS_GROUP}: {e}): .local candidates stay unresolved"
+            );
+            MulticastDnsMode::Disabled
+        }
+    }
 }
 
 /// The host's persistent certificate, as webrtc-rs takes it.

@@ -10,9 +10,7 @@ use std::os::fd::AsFd;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use p2p_signaling::{ServerConfig, SignalingServer};
-
-use crate::support::{BIN, Servers, tree};
+use crate::support::{BIN, Servers, bind_signaling, tree};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -48,19 +46,10 @@ impl LoopbackOnly {
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let mut config = ServerConfig {
-                    listen: "127.0.0.1:0".parse().unwrap(),
-                    ..ServerConfig::default()
-                };
-                config.stun.listen = Some("127.0.0.1:0".parse().unwrap());
-                let server = SignalingServer::bind(&config).await.unwrap();
-                tx.send(Servers {
-                    url: server.url(),
-                    stun: format!("stun:{}", server.stun_addr().unwrap()),
-                })
-                .unwrap();
-                server.run(std::future::pending()).await
-            })
+                let (servers, serve) = bind_signaling().await;
+                tx.send(servers).unwrap();
+                serve.await;
+            });
         });
         rx.recv_timeout(LIMIT).expect("the server did not start")
     }

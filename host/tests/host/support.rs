@@ -15,7 +15,15 @@ pub struct Servers {
     pub stun: String,
 }
 
+/// A signaling server (and STUN responder) running on this process's runtime, on loopback.
 pub async fn signaling() -> Servers {
+    let (servers, serve) = bind_signaling().await;
+    tokio::spawn(serve);
+    servers
+}
+
+/// A signaling server (and STUN responder) bound on loopback, and the future that serves it.
+pub async fn bind_signaling() -> (Servers, impl std::future::Future<Output = ()> + Send) {
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..ServerConfig::default()
@@ -26,8 +34,7 @@ pub async fn signaling() -> Servers {
         url: server.url(),
         stun: format!("stun:{}", server.stun_addr().unwrap()),
     };
-    tokio::spawn(server.run(std::future::pending()));
-    servers
+    (servers, server.run(std::future::pending()))
 }
 
 /// Starts `p2phost send --json PATHS` and returns it with its code.

@@ -693,26 +693,7 @@ async fn a_file_changed_on_both_sides_keeps_both_versions_alike_on_both_hosts() 
     b.start();
 
     // Both hosts end up with the same two files: the name and one conflict copy.
-    let alike = wait_for(|| async {
-        let (on_a, on_b) = (
-            contents_under(&a.folder("share")),
-            contents_under(&b.folder("share")),
-        );
-        on_a.len() == 2 && on_a == on_b
-    })
-    .await;
-    let (on_a, on_b) = (
-        contents_under(&a.folder("share")),
-        contents_under(&b.folder("share")),
-    );
-    assert!(
-        alike,
-        "the hosts never agreed: a has {:?}, b has {:?}\n--- a:\n{}\n--- b:\n{}",
-        on_a.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
-        on_b.iter().map(|(p, d)| (p, d.len())).collect::<Vec<_>>(),
-        a.log_text(),
-        b.log_text()
-    );
+    let on_a = wait_alike(&a, &b, 2).await;
     wait_quiet(&a, &b).await;
 
     // The rule: the host whose id sorts first keeps its version under the name; the other's is

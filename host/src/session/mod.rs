@@ -20,11 +20,13 @@
 //! (trickle ICE), so the first working pair connects even while a STUN or TURN server that does
 //! not answer is still being asked.
 
+mod path;
 mod sealed_signal;
 mod trusted;
 mod tuned_runtime;
 mod webrtc_link;
 
+pub use path::{NetworkPath, network_path, relay_protocol};
 pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
 
 use std::sync::Arc;
@@ -148,6 +150,15 @@ pub struct Connected {
     pub state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>,
     /// The verification string both sides can compare (`--verify`).
     pub verification: String,
+    /// How this side reaches its TURN server, if it uses one: `udp`, `tcp` or `tls`.
+    pub relay_protocol: &'static str,
+}
+
+impl Connected {
+    /// The network path the connection uses now; `None` if ICE has not said.
+    pub async fn path(&self) -> Option<NetworkPath> {
+        network_path(&self.peer_connection, self.relay_protocol).await
+    }
 }
 
 impl std::fmt::Debug for Connected {

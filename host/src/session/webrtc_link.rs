@@ -301,6 +301,7 @@ impl Link {
         data: Arc<dyn DataChannel>,
         early_messages: Vec<Bytes>,
         verification: String,
+        options: &SessionOptions,
     ) -> Connected {
         self.setup_done.mark();
         signal.finish().await;
@@ -310,6 +311,10 @@ impl Link {
             peer_connection: self.peer_connection,
             state: self.state,
             verification,
+            relay_protocol: options
+                .turn
+                .as_ref()
+                .map_or("udp", |turn| super::path::relay_protocol(&turn.url)),
         }
     }
 
@@ -510,7 +515,9 @@ pub(super) async fn offer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match offer_steps(&mut link, &mut signal, label, options).await {
-        Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
+        Ok((data, early)) => Ok(link
+            .connected(signal, data, early, verification, options)
+            .await),
         Err(e) => {
             link.discard().await;
             // The answerer waits for the data channel: tell it none will come, and why.
@@ -567,7 +574,9 @@ pub(super) async fn answer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match answer_steps(&mut link, offer, &mut signal, options).await {
-        Ok(data) => Ok(link.connected(signal, data, Vec::new(), verification).await),
+        Ok(data) => Ok(link
+            .connected(signal, data, Vec::new(), verification, options)
+            .await),
         Err(e) => {
             link.discard().await;
             Err(signal.abort(e).await)

@@ -93,6 +93,16 @@ async fn transfer_with(servers_args: &[String], tag: &str) -> Duration {
     );
     let (status, stdout) = finish(sender);
     assert_eq!(status, 0, "send failed: {stdout}");
+    // Both on loopback: straight to each other, and both say so.
+    for output in [stdout.as_str(), &String::from_utf8_lossy(&received.stdout)] {
+        let path = output
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| event["event"] == "path")
+            .unwrap_or_else(|| panic!("no path event in {output}"));
+        assert_eq!(path["path"], "direct", "{path}");
+        assert_eq!(path["protocol"], "udp", "{path}");
+    }
     assert_eq!(tree(&out), vec![(format!("{tag}.bin"), data)]);
     took
 }

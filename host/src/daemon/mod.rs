@@ -279,6 +279,8 @@ pub async fn run(
         bind: vec!["0.0.0.0:0".into()],
         step_timeout: Duration::from_secs(30),
         identity: Some(identity.clone()),
+        // Trusted peers meet in pair rooms on a server; LAN mode is for one-off transfers.
+        lan: false,
     };
     let router = Router::new(&config);
     let shared = Arc::new(Shared {

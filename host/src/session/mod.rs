@@ -20,6 +20,7 @@
 //! (trickle ICE), so the first working pair connects even while a STUN or TURN server that does
 //! not answer is still being asked.
 
+mod lan;
 mod path;
 mod sealed_signal;
 mod trusted;
@@ -56,6 +57,9 @@ pub struct SessionOptions {
     pub step_timeout: Duration,
     /// This host's persistent certificate (daemon mode); a fresh one per connection if `None`.
     pub identity: Option<crate::identity::Identity>,
+    /// LAN mode: when the signaling server cannot be reached, a sender serves signaling itself
+    /// and announces it on the local network over mDNS, and a receiver looks for it there.
+    pub lan: bool,
 }
 
 impl Default for SessionOptions {
@@ -67,6 +71,7 @@ impl Default for SessionOptions {
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
+            lan: false,
         }
     }
 }
@@ -135,6 +140,20 @@ pub enum SessionError {
     /// A step took too long.
     #[error("timed out while {0}")]
     Timeout(&'static str),
+    /// LAN mode could not be set up.
+    #[error("LAN mode: {0}")]
+    Lan(String),
+    /// No signaling server, and no sender on the local network with this nameplate.
+    #[error(
+        "{server}, and no sender with code {nameplate}-… on this network (LAN mode): is the code \
+         right and the sender on this network? Another server: --server URL or P2PHOST_SERVER"
+    )]
+    NotOnLan {
+        /// Why the server could not be reached.
+        server: ClientError,
+        /// The code's nameplate.
+        nameplate: u32,
+    },
 }
 
 /// A working link to the peer.
@@ -178,12 +197,24 @@ pub struct SenderRendezvous {
     options: SessionOptions,
     /// The receiver joined first (possible with a code chosen by the user).
     peer_present: bool,
+    /// In LAN mode, this sender's own signaling server, announced on the network, and why the
+    /// configured server was not used.
+    lan: Option<(lan::LanServer, String)>,
 }
 
 impl SenderRendezvous {
     /// Connects to the signaling server, takes a nameplate and makes a code with `words` words.
     pub async fn open(options: SessionOptions, words: usize) -> Result<Self, SessionError> {
-        let (client, events) = connect(&options).await?;
+        let (client, events) = match connect(&options).await {
+            Err(SessionError::Unreachable(why)) if options.lan => {
+                tracing::info!("{why}: LAN mode");
+                let code = TransferCode::generate(lan::lan_nameplate(), words).map_err(|e| {
+                    SessionError::Protocol(format!("cannot make a code of {words} words: {e}"))
+                })?;
+                return Self::on_lan(options, code, why).await;
+            }
+            connected => connected?,
+        };
         let room = client.allocate().await?;
         let nameplate = room.nameplate_number().ok_or_else(|| {
             SessionError::Protocol(format!("the server allocated {room}, not a number"))
@@ -194,13 +225,44 @@ impl SenderRendezvous {
         Ok(Self::waiting(client, events, room, code, options, 1))
     }
 
+    /// LAN mode: serves signaling here, announced for `code`'s nameplate, and waits in its room.
+    async fn on_lan(
+        options: SessionOptions,
+        code: TransferCode,
+        why: ClientError,
+    ) -> Result<Self, SessionError> {
+        let server = lan::LanServer::start(code.nameplate()).await?;
+        let local = SessionOptions {
+            signaling_url: server.url().to_owned(),
+            ..options.clone()
+        };
+        let (client, events) = connect(&local).await?;
+        let room = RoomId::nameplate(code.nameplate());
+        let members = client.join(&room).await?;
+        let mut rendezvous = Self::waiting(client, events, room, code, options, members);
+        rendezvous.lan = Some((server, why.to_string()));
+        Ok(rendezvous)
+    }
+
+    /// In LAN mode (this sender serves signaling itself on the local network), why the
+    /// configured server was not used.
+    pub fn on_local_network(&self) -> Option<&str> {
+        self.lan.as_ref().map(|(_, why)| why.as_str())
+    }
+
     /// Like [`SenderRendezvous::open`], with a code the user chose: joins its nameplate's room,
     /// where the receiver may be waiting already.
     pub async fn with_code(
         options: SessionOptions,
         code: TransferCode,
     ) -> Result<Self, SessionError> {
-        let (client, events) = connect(&options).await?;
+        let (client, events) = match connect(&options).await {
+            Err(SessionError::Unreachable(why)) if options.lan => {
+                tracing::info!("{why}: LAN mode");
+                return Self::on_lan(options, code, why).await;
+            }
+            connected => connected?,
+        };
         let room = RoomId::nameplate(code.nameplate());
         let members = client.join(&room).await?;
         Ok(Self::waiting(client, events, room, code, options, members))
@@ -222,6 +284,7 @@ impl SenderRendezvous {
             code,
             options,
             peer_present: members >= 2,
+            lan: None,
         }
     }
 
@@ -232,6 +295,9 @@ impl SenderRendezvous {
 
     /// Waits for the receiver (without a time limit), then authenticates and connects.
     pub async fn connect(mut self) -> Result<Connected, SessionError> {
+        // In LAN mode the receiver's signaling runs through this host's server: it stays up
+        // until the connection is made (or not).
+        let _lan = self.lan.take();
         while !self.peer_present {
             match self.events.next().await {
                 Some(Event::PeerJoined { .. }) => self.peer_present = true,
@@ -263,7 +329,23 @@ pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
 ) -> Result<Connected, SessionError> {
-    let (client, mut events) = connect(&options).await?;
+    let (client, mut events) = match connect(&options).await {
+        Err(SessionError::Unreachable(why)) if options.lan => {
+            tracing::info!("{why}: looking for the sender on the local network");
+            let Some(url) = lan::find(code.nameplate(), lan::SEARCH_TIME).await? else {
+                return Err(SessionError::NotOnLan {
+                    server: why,
+                    nameplate: code.nameplate(),
+                });
+            };
+            let local = SessionOptions {
+                signaling_url: url,
+                ..options.clone()
+            };
+            connect(&local).await?
+        }
+        connected => connected?,
+    };
     let room = RoomId::nameplate(code.nameplate());
     let members = client.join(&room).await?;
     if members < 2 {

@@ -87,34 +87,53 @@ pub async fn network_path(
             _ => None,
         })
     };
-    let local = candidate(&pair.local_candidate_id)?;
-    let remote = candidate(&pair.remote_candidate_id)?;
-    let address = |address: &Option<String>, port: u16| {
-        format!("{}:{port}", address.as_deref().unwrap_or("?"))
+    // A candidate learnt from the peer's checks (peer-reflexive, before or without its
+    // signalled twin) may have no stats of its own.
+    let side = |id: &str| match candidate(id) {
+        Some(c) => Side {
+            kind: c.candidate_type.to_string(),
+            address: format!("{}:{}", c.address.as_deref().unwrap_or("?"), c.port),
+            protocol: c.protocol.to_lowercase(),
+        },
+        None => {
+            tracing::debug!(id, "no stats for a candidate of the selected pair");
+            Side {
+                kind: "prflx".into(),
+                address: "?".into(),
+                protocol: "udp".into(),
+            }
+        }
     };
-    let local_type = local.candidate_type.to_string();
-    let remote_type = remote.candidate_type.to_string();
-    let local_relayed = local_type == "relay";
-    let relayed = local_relayed || remote_type == "relay";
+    let local = side(&pair.local_candidate_id);
+    let remote = side(&pair.remote_candidate_id);
+    let local_relayed = local.kind == "relay";
+    let relayed = local_relayed || remote.kind == "relay";
     Some(NetworkPath {
         relayed,
         protocol: if local_relayed {
             relay_protocol.to_owned()
         } else {
-            local.protocol.to_lowercase()
+            local.protocol
         },
         relay: relayed.then(|| {
             if local_relayed {
-                address(&local.address, local.port)
+                local.address.clone()
             } else {
-                address(&remote.address, remote.port)
+                remote.address.clone()
             }
         }),
-        local_address: address(&local.address, local.port),
-        remote_address: address(&remote.address, remote.port),
-        local: local_type,
-        remote: remote_type,
+        local_address: local.address,
+        remote_address: remote.address,
+        local: local.kind,
+        remote: remote.kind,
     })
+}
+
+/// One end of the selected pair.
+struct Side {
+    kind: String,
+    address: String,
+    protocol: String,
 }
 
 /// How a TURN URL's client reaches its server: `tls` for `turns:`, `tcp` for

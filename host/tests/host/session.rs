@@ -25,7 +25,7 @@ pub(crate) async fn server() -> SessionOptions {
         turn: None,
         bind: vec!["127.0.0.1:0".into()],
         step_timeout: Duration::from_secs(10),
-        identity: None,
+        ..SessionOptions::default()
     }
 }
 

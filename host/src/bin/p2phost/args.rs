@@ -39,6 +39,11 @@ pub(crate) struct Common {
     /// --relay-only too to hide its own), and no STUN server is asked.
     #[arg(long, requires = "turn")]
     pub(crate) relay_only: bool,
+    /// Never fall back to LAN mode when the signaling server cannot be reached (by default the
+    /// sender then serves signaling itself and announces it on the local network over mDNS, and
+    /// the receiver looks for it there)
+    #[arg(long)]
+    pub(crate) no_lan: bool,
     /// A config file whose [[plugins]] and [[scripts]] run on this transfer, in its order,
     /// before those of --plugin and --script.
     #[arg(long, value_name = "FILE.toml")]
@@ -194,6 +199,7 @@ impl Common {
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
+            lan: !self.no_lan,
         })
     }
 }

@@ -267,10 +267,10 @@ pub async fn run(
     let session = SessionOptions {
         signaling_url: url.clone(),
         ice_servers: vec![stun],
-        turn: None,
         bind: vec!["0.0.0.0:0".into()],
         step_timeout: Duration::from_secs(30),
         identity: Some(identity.clone()),
+        ..SessionOptions::default()
     };
     let router = Router::new(&config);
     let shared = Arc::new(Shared {

@@ -18,9 +18,12 @@
 mod sealed_signal;
 mod trusted;
 mod tuned_runtime;
+pub mod turn_framing;
+mod turn_stream;
 mod webrtc_link;
 
 pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
+pub use turn_stream::check_turn_url;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +48,12 @@ pub struct SessionOptions {
     pub ice_servers: Vec<String>,
     /// A TURN relay, the fallback when no direct path works.
     pub turn: Option<TurnServer>,
+    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
+    /// path is tried. Needs a TURN relay: `turn`, or one the signaling server hands out.
+    pub relay_only: bool,
+    /// The certificates to trust for `turns:` servers (a private CA); the Mozilla roots, as for
+    /// `wss://`, when empty.
+    pub turn_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// Local UDP addresses to gather candidates on (`0.0.0.0:0` for every interface).
     pub bind: Vec<String>,
     /// How long each step may take: reaching the server, the peer's arrival excepted.
@@ -59,6 +68,8 @@ impl Default for SessionOptions {
             signaling_url: "ws://127.0.0.1:8787".into(),
             ice_servers: Vec::new(),
             turn: None,
+            relay_only: false,
+            turn_ca: Vec::new(),
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
@@ -69,24 +80,21 @@ impl Default for SessionOptions {
 /// A TURN relay and its long-term credentials.
 #[derive(Clone)]
 pub struct TurnServer {
-    /// Like `turn:turn.example.org:3478`.
-    pub url: String,
+    /// Its URLs, like `turn:turn.example.org:3478`, `turn:turn.example.org:3478?transport=tcp`
+    /// or `turns:turn.example.org:5349` (TCP and TLS go through [`turn_stream`]).
+    pub urls: Vec<String>,
     /// The TURN user name.
     pub username: String,
     /// The TURN password.
     pub password: String,
-    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
-    /// path is tried.
-    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for TurnServer {
     // The password stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnServer")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("username", &self.username)
-            .field("relay_only", &self.relay_only)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +138,22 @@ pub enum SessionError {
     /// A step took too long.
     #[error("timed out while {0}")]
     Timeout(&'static str),
+    /// A TURN relay could not be used, and no connection came about without it.
+    #[error("the TURN relay {url} could not be used: {cause}; so: {then}")]
+    Relay {
+        /// The relay's URL.
+        url: String,
+        /// Why it could not be used.
+        cause: String,
+        /// What then failed.
+        then: Box<Self>,
+    },
+    /// Only relayed paths are allowed, and there is no relay.
+    #[error(
+        "--relay-only needs a TURN relay: give one with --turn URL, or use a signaling server that \
+         hands out TURN credentials ([turn] in p2p-signal's config)"
+    )]
+    NoRelay,
 }
 
 /// A working link to the peer.
@@ -240,7 +264,10 @@ impl SenderRendezvous {
         };
         let verification = keys.verification().to_owned();
         let signal = sealed_signal::SealedSignal::new(channel, keys);
-        webrtc_link::offer(signal, webrtc_link::LABEL, verification, &self.options).await
+        turn_stream::connect_through(&self.options, |options| async move {
+            webrtc_link::offer(signal, webrtc_link::LABEL, verification, &options).await
+        })
+        .await
     }
 }
 
@@ -280,7 +307,10 @@ pub async fn receive(
     };
     let verification = keys.verification().to_owned();
     let signal = sealed_signal::SealedSignal::new(channel, keys);
-    webrtc_link::answer(signal, verification, &options).await
+    turn_stream::connect_through(&options, |options| async move {
+        webrtc_link::answer(signal, verification, &options).await
+    })
+    .await
 }
 
 /// The longest wait for the signaling server's WebSocket handshake.

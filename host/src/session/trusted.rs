@@ -198,7 +198,10 @@ impl PairSignaling {
             }
         };
         let signal = self.signal(*peer, room.clone(), session, None)?;
-        webrtc_link::offer(signal, label, peer.to_string(), &self.options).await
+        super::turn_stream::connect_through(&self.options, |options| async move {
+            webrtc_link::offer(signal, label, peer.to_string(), &options).await
+        })
+        .await
     }
 
     /// Answers an offer from [`PairSignaling::start`]'s receiver.
@@ -210,7 +213,10 @@ impl PairSignaling {
         } = incoming;
         let session = message.session;
         let signal = self.signal(peer, room, session, Some(message))?;
-        webrtc_link::answer(signal, peer.to_string(), &self.options).await
+        super::turn_stream::connect_through(&self.options, |options| async move {
+            webrtc_link::answer(signal, peer.to_string(), &options).await
+        })
+        .await
     }
 
     /// Leaves the server.

@@ -128,7 +128,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     }
     if let Some(turn) = &options.turn {
         servers.push(RTCIceServer {
-            urls: vec![turn.url.clone()],
+            urls: turn.urls.clone(),
             username: turn.username.clone(),
             credential: turn.password.clone(),
         });
@@ -136,7 +136,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     if !servers.is_empty() {
         configuration = configuration.with_ice_servers(servers);
     }
-    if options.turn.as_ref().is_some_and(|turn| turn.relay_only) {
+    if options.relay_only {
         configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
     }
     if let Some(identity) = &options.identity {

@@ -214,6 +214,52 @@ pub fn split_all(stream: &[u8]) -> Result<Vec<Bytes>, FramingError> {
     Ok(messages)
 }
 
+/// Splits `stream` whole and in reads of several sizes, and checks that every way gives the same
+/// messages (or the same error), that the splitter never holds more than one message and a read,
+/// and that each message goes back on a stream as it came: what the fuzz target
+/// (`fuzz/fuzz_targets/turn_stream.rs`) runs and the tests replay its corpus with. A broken
+/// check is a bug here, caught by `debug_assert!` (on in tests and fuzz builds).
+pub fn replay(stream: &[u8]) -> Result<Vec<Bytes>, FramingError> {
+    let whole = split_all(stream);
+    for read in [1, 2, 3, 7, 13, 64, 1500] {
+        let mut splitter = Splitter::default();
+        let mut messages = Vec::new();
+        let mut failed = None;
+        'reading: for chunk in stream.chunks(read) {
+            splitter.push(chunk);
+            loop {
+                match splitter.next_message() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break 'reading;
+                    }
+                }
+            }
+            debug_assert!(splitter.pending() <= MAX_MESSAGE + read);
+        }
+        let pieces = match failed {
+            Some(error) => Err(error),
+            None => splitter.finish().map(|()| messages),
+        };
+        debug_assert_eq!(pieces, whole, "reads of {read}");
+    }
+    if let Ok(messages) = &whole {
+        for message in messages {
+            let framed = to_stream(message);
+            debug_assert!(
+                framed.as_ref().is_ok_and(|f| f.len() % 4 == 0),
+                "{framed:?}"
+            );
+            if let Ok(framed) = framed {
+                debug_assert_eq!(split_all(&framed).as_deref(), Ok(&[message.clone()][..]));
+            }
+        }
+    }
+    whole
+}
+
 /// If `datagram` is a STUN request, an error response to it (500, with `reason`), so that the
 /// TURN client gives up on it at once rather than after its retransmissions: what the shim
 /// answers when it cannot reach the server.

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p2p_signaling::protocol::RoomId;
+use p2p_signaling::protocol::{RoomId, TurnCredentials};
 use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingClient};
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
@@ -74,6 +74,42 @@ impl Default for SessionOptions {
             step_timeout: Duration::from_secs(30),
             identity: None,
         }
+    }
+}
+
+impl SessionOptions {
+    /// These options with the TURN relay the signaling server handed out (`offered`), unless
+    /// they name one already (flags and config override the server). `Err` when only relayed
+    /// paths are allowed and there is no relay either way.
+    fn with_offered_turn(&self, offered: Option<TurnCredentials>) -> Result<Self, SessionError> {
+        let mut options = self.clone();
+        if options.turn.is_none()
+            && let Some(offered) = offered
+        {
+            let urls: Vec<String> = offered
+                .urls
+                .into_iter()
+                .filter(|url| match check_turn_url(url) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("the signaling server's TURN relay {url:?} left out: {e}");
+                        false
+                    }
+                })
+                .collect();
+            if !urls.is_empty() {
+                tracing::debug!(?urls, "TURN relay from the signaling server");
+                options.turn = Some(TurnServer {
+                    urls,
+                    username: offered.username,
+                    password: offered.credential,
+                });
+            }
+        }
+        if options.relay_only && options.turn.is_none() {
+            return Err(SessionError::NoRelay);
+        }
+        Ok(options)
     }
 }
 
@@ -195,6 +231,7 @@ impl SenderRendezvous {
     pub async fn open(options: SessionOptions, words: usize) -> Result<Self, SessionError> {
         let (client, events) = connect(&options).await?;
         let room = client.allocate().await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         let nameplate = room.nameplate_number().ok_or_else(|| {
             SessionError::Protocol(format!("the server allocated {room}, not a number"))
         })?;
@@ -213,6 +250,7 @@ impl SenderRendezvous {
         let (client, events) = connect(&options).await?;
         let room = RoomId::nameplate(code.nameplate());
         let members = client.join(&room).await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         Ok(Self::waiting(client, events, room, code, options, members))
     }
 
@@ -279,6 +317,7 @@ pub async fn receive(
     let (client, mut events) = connect(&options).await?;
     let room = RoomId::nameplate(code.nameplate());
     let members = client.join(&room).await?;
+    let options = options.with_offered_turn(client.turn_credentials())?;
     if members < 2 {
         // Nobody is there yet (the sender went away, or the code is mistyped): wait for a while.
         let arrived = tokio::time::timeout(options.step_timeout, async {

@@ -198,7 +198,11 @@ impl PairSignaling {
             }
         };
         let signal = self.signal(*peer, room.clone(), session, None)?;
-        super::turn_stream::connect_through(&self.options, |options| async move {
+        // The relay credentials of the latest join, good for the server's `ttl_secs` from then.
+        let options = self
+            .options
+            .with_offered_turn(self.client.turn_credentials())?;
+        super::turn_stream::connect_through(&options, |options| async move {
             webrtc_link::offer(signal, label, peer.to_string(), &options).await
         })
         .await
@@ -213,7 +217,10 @@ impl PairSignaling {
         } = incoming;
         let session = message.session;
         let signal = self.signal(peer, room, session, Some(message))?;
-        super::turn_stream::connect_through(&self.options, |options| async move {
+        let options = self
+            .options
+            .with_offered_turn(self.client.turn_credentials())?;
+        super::turn_stream::connect_through(&options, |options| async move {
             webrtc_link::answer(signal, peer.to_string(), &options).await
         })
         .await

@@ -7,12 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Running, Servers, signaling};
+use p2p_signaling::protocol::TurnCredentials;
+use p2p_signaling::{ServerConfig, SignalingServer, TurnConfig};
+
+use crate::support::{BIN, Running, Servers, signaling};
 
 /// How the test coturn checks credentials.
 pub(crate) enum Auth {
     /// The long-term user `alice`, password `secret`.
     User,
+    /// coturn's REST scheme (`use-auth-secret`) with this shared secret.
+    Secret(&'static str),
 }
 
 /// Which client listeners the test coturn opens.
@@ -64,6 +69,9 @@ impl Coturn {
             .arg("--realm=p2phost.test");
         match auth {
             Auth::User => command.args(["--user=alice:secret", "--lt-cred-mech"]),
+            Auth::Secret(secret) => command
+                .arg("--use-auth-secret")
+                .arg(format!("--static-auth-secret={secret}")),
         };
         match listeners {
             Listeners::UdpTcp => command
@@ -357,4 +365,126 @@ async fn a_file_goes_through_the_turn_relay_over_tls_and_a_wrong_certificate_is_
         "{said}"
     );
     assert_ne!(refused.sender.code, Some(0));
+}
+
+/// A signaling server on loopback whose `[turn]` hands out credentials for `urls` signed with
+/// `secret`.
+async fn signaling_with_turn(urls: Vec<String>, secret: &str) -> Servers {
+    let mut config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        turn: Some(TurnConfig {
+            urls,
+            secret: secret.to_owned(),
+            ttl_secs: 600,
+        }),
+        ..ServerConfig::default()
+    };
+    config.stun.listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = SignalingServer::bind(&config).await.unwrap();
+    let servers = Servers {
+        url: server.url(),
+        stun: format!("stun:{}", server.stun_addr().unwrap()),
+    };
+    tokio::spawn(server.run(std::future::pending()));
+    servers
+}
+
+const SECRET: &str = "north-wind-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signaling_server_hands_out_relay_credentials_that_need_no_turn_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let turn = Coturn::start(dir.path(), Auth::Secret(SECRET), Listeners::UdpTcp);
+    // Over TCP, so the shim carries the server's credentials too.
+    let url = format!("turn:127.0.0.1:{}?transport=tcp", turn.port);
+    let servers = signaling_with_turn(vec![url], SECRET).await;
+    let relayed = relayed_transfer(&servers, dir.path(), "35-aardvark-adroitness", &[], &[]).await;
+    assert_relayed(&relayed, &turn);
+    // Each side used credentials of its own, of the form EXPIRY:ID.
+    let log = turn.log();
+    let users: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("ALLOCATE processed, success"))
+        .filter_map(|l| l.split("user <").nth(1)?.split('>').next())
+        .collect();
+    assert!(users.len() >= 2, "{users:?}\n{log}");
+    assert!(users.iter().all(|u| u.contains(":p2phost-c")), "{users:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coturn_refuses_an_expired_or_forged_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let turn = Coturn::start(dir.path(), Auth::Secret(SECRET), Listeners::UdpTcp);
+    let url = format!("turn:127.0.0.1:{}", turn.port);
+    let servers = signaling().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let urls = [url.clone()];
+    // Signed with the right secret, but an hour past its expiry.
+    let expired = TurnCredentials::mint(&urls, SECRET.as_bytes(), now - 3600, "expired");
+    // The expiry moved an hour ahead, keeping the expired one's password.
+    let forged = TurnCredentials {
+        username: format!("{}:expired", now + 3600),
+        ..expired.clone()
+    };
+    let flags = |credentials: &TurnCredentials| -> Vec<OsString> {
+        let (user, pass) = (&credentials.username, &credentials.credential);
+        ["--turn", &url, "--turn-user", user, "--turn-pass", pass]
+            .map(OsString::from)
+            .to_vec()
+    };
+    let refused = relayed_transfer(
+        &servers,
+        dir.path(),
+        "36-aardvark-adroitness",
+        &flags(&expired),
+        &flags(&forged),
+    )
+    .await;
+    assert!(!refused.identical);
+    assert_eq!(
+        refused.receiver.code,
+        Some(6),
+        "{}",
+        refused.receiver.stdout
+    );
+    assert_eq!(refused.sender.code, Some(6), "{}", refused.sender.stdout);
+    assert_eq!(turn.allocations(), 0, "{}", turn.log());
+    let log = turn.log();
+    for credentials in [&expired, &forged] {
+        let user = format!("user <{}>", credentials.username);
+        assert!(
+            log.lines().any(|l| l.contains(&user) && l.contains("401")),
+            "no 401 for {user}:\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_without_any_relay_is_a_usage_error() {
+    // No --turn, and a signaling server that knows no relay.
+    let servers = signaling().await;
+    let receiver = relayed(
+        &servers,
+        &[],
+        "receive",
+        &["--yes".into(), "37-aardvark-adroitness".into()],
+    );
+    let sender = relayed(
+        &servers,
+        &[],
+        "send",
+        &["--code".into(), "37-aardvark-adroitness".into(), BIN.into()],
+    );
+    for side in [receiver, sender] {
+        let exit = side.exit(Duration::from_secs(30)).await;
+        assert_eq!(exit.code, Some(2), "{}", exit.stdout);
+        assert!(
+            exit.stdout.contains("--relay-only needs a TURN relay"),
+            "{}",
+            exit.stdout
+        );
+    }
 }

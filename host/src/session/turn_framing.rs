@@ -260,9 +260,15 @@ pub fn replay(stream: &[u8]) -> Result<Vec<Bytes>, FramingError> {
     whole
 }
 
-/// If `datagram` is a STUN request, an error response to it (500, with `reason`), so that the
-/// TURN client gives up on it at once rather than after its retransmissions: what the shim
-/// answers when it cannot reach the server.
+/// If `datagram` is a STUN request, an error response to it naming `reason`, so that the TURN
+/// client gives up on it at once rather than after its retransmissions: what the shim answers
+/// when it cannot reach the server.
+///
+/// Mostly 500 (Server Error). But an Allocate without MESSAGE-INTEGRITY (the client's first,
+/// unauthenticated attempt) gets 401 with a realm and a nonce: webrtc-rs 0.21 reports an error to
+/// that first attempt under a transaction id its relayer does not match, and so waits for a
+/// candidate that never comes; its authenticated second attempt then gets the 500, which it does
+/// match.
 pub fn error_response(datagram: &[u8], reason: &str) -> Option<Vec<u8>> {
     let header = header(datagram).ok()??;
     let message_type = u16::from_be_bytes([datagram[0], datagram[1]]);
@@ -275,21 +281,61 @@ pub fn error_response(datagram: &[u8], reason: &str) -> Option<Vec<u8>> {
         end -= 1;
     }
     let reason = &reason.as_bytes()[..end];
-    let value_len = 4 + reason.len();
-    let attributes = 4 + value_len.next_multiple_of(4);
-    let mut response = Vec::with_capacity(STUN_HEADER + attributes);
+    let first_allocate = message_type == METHOD_ALLOCATE
+        && !attribute_types(&datagram[STUN_HEADER..]).any(|t| t == ATTR_MESSAGE_INTEGRITY);
+    let mut attributes = Vec::new();
+    let mut error_code = vec![0, 0];
+    if first_allocate {
+        error_code.extend_from_slice(&[4, 1]);
+        push_attribute(&mut attributes, ATTR_REALM, SHIM_REALM);
+        push_attribute(&mut attributes, ATTR_NONCE, SHIM_NONCE);
+    } else {
+        error_code.extend_from_slice(&[5, 0]);
+    }
+    error_code.extend_from_slice(reason);
+    let mut response = Vec::with_capacity(STUN_HEADER + 4 + error_code.len() + 3);
     response.extend_from_slice(&(message_type | CLASS_MASK).to_be_bytes());
-    // Both at most 4 + 4 + 131: they fit in a u16.
-    response.extend_from_slice(&u16::try_from(attributes).ok()?.to_be_bytes());
+    response.extend_from_slice(&[0, 0]);
     // The magic cookie and the transaction id, as in the request.
     response.extend_from_slice(&datagram[4..STUN_HEADER]);
-    response.extend_from_slice(&ATTR_ERROR_CODE.to_be_bytes());
-    response.extend_from_slice(&u16::try_from(value_len).ok()?.to_be_bytes());
-    // Class 5, number 0: 500 Server Error.
-    response.extend_from_slice(&[0, 0, 5, 0]);
-    response.extend_from_slice(reason);
-    response.resize(STUN_HEADER + attributes, 0);
+    push_attribute(&mut response, ATTR_ERROR_CODE, &error_code);
+    response.extend_from_slice(&attributes);
+    // At most 4 + 4 + 127 + 3 + 4 + 12 + 4 + 12 bytes of attributes: it fits in a u16.
+    let length = u16::try_from(response.len() - STUN_HEADER).ok()?;
+    response[2..4].copy_from_slice(&length.to_be_bytes());
     Some(response)
+}
+
+/// The STUN method Allocate, as a request's message type.
+const METHOD_ALLOCATE: u16 = 0x0003;
+/// The STUN attribute MESSAGE-INTEGRITY.
+const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+/// The STUN attribute REALM.
+const ATTR_REALM: u16 = 0x0014;
+/// The STUN attribute NONCE.
+const ATTR_NONCE: u16 = 0x0015;
+/// The realm and nonce of the shim's made-up 401.
+const SHIM_REALM: &[u8] = b"p2phost-shim";
+const SHIM_NONCE: &[u8] = b"unreachable";
+
+/// Appends one attribute, padded to 4 bytes. `value` is short (a reason, a realm, a nonce).
+fn push_attribute(message: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+    message.extend_from_slice(&kind.to_be_bytes());
+    message.extend_from_slice(&len.to_be_bytes());
+    message.extend_from_slice(value);
+    message.resize(message.len().next_multiple_of(4), 0);
+}
+
+/// The types of the attributes in `body` (a STUN message after its header), up to the first one
+/// that does not fit.
+fn attribute_types(mut body: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    std::iter::from_fn(move || {
+        let (&[t0, t1, l0, l1], rest) = body.split_first_chunk::<4>()?;
+        let len = usize::from(u16::from_be_bytes([l0, l1])).next_multiple_of(4);
+        body = rest.get(len..).unwrap_or(&[]);
+        Some(u16::from_be_bytes([t0, t1]))
+    })
 }
 
 #[cfg(test)]
@@ -433,6 +479,20 @@ mod tests {
         assert_eq!(&response[4..20], &request[4..20], "same transaction");
         assert_eq!(&response[24..28], &[0, 0, 5, 0]);
         assert!(response.len() <= STUN_HEADER + 4 + 4 + MAX_REASON + 3);
+        // An unauthenticated Allocate gets 401 with a realm and a nonce; an authenticated one 500.
+        let mut allocate = stun(0);
+        allocate[1] = 0x03;
+        let response = error_response(&allocate, "down").unwrap();
+        assert_eq!(&response[..2], &[0x01, 0x13], "Allocate error response");
+        assert_eq!(&response[24..28], &[0, 0, 4, 1]);
+        let types: Vec<u16> = attribute_types(&response[STUN_HEADER..]).collect();
+        assert_eq!(types, [ATTR_ERROR_CODE, ATTR_REALM, ATTR_NONCE]);
+        assert_eq!(split_all(&response).map(|m| m.len()), Ok(1));
+        let mut signed = allocate.clone();
+        push_attribute(&mut signed, ATTR_MESSAGE_INTEGRITY, &[0; 20]);
+        signed[2..4].copy_from_slice(&24u16.to_be_bytes());
+        let response = error_response(&signed, "down").unwrap();
+        assert_eq!(&response[24..28], &[0, 0, 5, 0]);
         // Not for responses, indications or ChannelData.
         let mut indication = stun(0);
         indication[1] = 0x16; // Send indication: class bits 01

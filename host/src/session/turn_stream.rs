@@ -211,25 +211,109 @@ fn shim_target(url: &str, ca: &[CertificateDer<'static>]) -> Result<Option<Targe
 }
 
 /// TLS settings for `turns:`: the Mozilla roots the signaling client trusts for `wss://`, or
-/// only `ca` when it is given (a private CA).
+/// only `ca` when it is given (a private CA, or the server's own self-signed certificate).
 fn tls_connector(ca: &[CertificateDer<'static>]) -> Result<tokio_rustls::TlsConnector, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    if ca.is_empty() {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS settings: {e}"))?;
+    let config = if ca.is_empty() {
+        let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        builder.with_root_certificates(roots).with_no_client_auth()
     } else {
-        for certificate in ca {
-            roots
-                .add(certificate.clone())
-                .map_err(|e| format!("the TURN CA certificate is not usable: {e}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        // A certificate webpki cannot take as a root (most self-signed ones) is still pinned.
+        let (_added, _ignored) = roots.add_parsable_certificates(ca.iter().cloned());
+        let chain = if roots.is_empty() {
+            None
+        } else {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| format!("the TURN CA certificates are not usable: {e}"))?;
+            Some(verifier)
+        };
+        let verifier = PinnedOrChain {
+            chain,
+            pinned: ca.to_vec(),
+            provider,
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth()
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// `--turn-ca`'s verifier: a server whose certificate is one of the given ones exactly (a
+/// self-signed certificate, which webpki refuses to take as its own CA) passes, signatures
+/// checked; any other needs a chain to one of them, as usual.
+#[derive(Debug)]
+struct PinnedOrChain {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrChain {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self.pinned.iter().any(|pinned| pinned == end_entity) {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        match &self.chain {
+            Some(chain) => {
+                chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS settings: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 impl Shim {
@@ -372,10 +456,15 @@ fn tls_error(error: &std::io::Error) -> String {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
-    if certificate {
+    if certificate && error.to_string().contains("CaUsedAsEndEntity") {
         format!(
-            "TLS: the server's certificate is not valid: {error} (a server with a private CA: \
-             --turn-ca FILE.pem)"
+            "TLS: the server's certificate is self-signed ({error}); to trust it, give it with \
+             --turn-ca FILE.pem"
+        )
+    } else if certificate {
+        format!(
+            "TLS: the server's certificate is not valid: {error} (for a private CA or a \
+             self-signed certificate: --turn-ca FILE.pem)"
         )
     } else {
         format!("TLS: {error}")

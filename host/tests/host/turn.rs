@@ -488,3 +488,33 @@ async fn relay_only_without_any_relay_is_a_usage_error() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_relay_certificate_given_with_turn_ca_is_trusted() {
+    let servers = signaling().await;
+    let dir = tempfile::tempdir().unwrap();
+    // As `openssl req -x509` makes them: webpki will not take it as its own CA, so it is pinned.
+    let self_signed = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("self.pem"), dir.path().join("self-key.pem"));
+    std::fs::write(&cert, self_signed.cert.pem()).unwrap();
+    std::fs::write(&key, self_signed.signing_key.serialize_pem()).unwrap();
+    let turn = Coturn::start(
+        dir.path(),
+        Auth::User,
+        Listeners::TlsOnly {
+            chain: &cert,
+            key: &key,
+        },
+    );
+    let mut flags = user_flags(&format!("turns:127.0.0.1:{}", turn.port));
+    flags.extend(["--turn-ca".into(), cert.into()]);
+    let relayed = relayed_transfer(
+        &servers,
+        dir.path(),
+        "38-aardvark-adroitness",
+        &flags,
+        &flags,
+    )
+    .await;
+    assert_relayed(&relayed, &turn);
+}

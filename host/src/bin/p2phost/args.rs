@@ -39,8 +39,8 @@ pub(crate) struct Common {
     // that do not use TURN.
     #[arg(long, env = "P2PHOST_TURN_PASS", hide_env_values = true)]
     pub(crate) turn_pass: Option<String>,
-    /// PEM file of the CA certificates to trust for turns: relays (a private CA), instead of the
-    /// usual public roots.
+    /// PEM file of the certificates to trust for turns: relays instead of the usual public roots:
+    /// a private CA, or the relay's own self-signed certificate.
     #[arg(long, value_name = "FILE.pem")]
     pub(crate) turn_ca: Option<PathBuf>,
     /// Use only a TURN relay (from --turn or the signaling server): this side's addresses stay

@@ -25,17 +25,20 @@ mod path;
 mod sealed_signal;
 mod trusted;
 mod tuned_runtime;
+pub mod turn_framing;
+mod turn_stream;
 mod webrtc_link;
 
-pub use path::{NetworkPath, network_path, relay_protocol};
+pub use path::{NetworkPath, relay_protocol};
 pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
+pub use turn_stream::check_turn_url;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p2p_signaling::protocol::RoomId;
+use p2p_signaling::protocol::{RoomId, TurnCredentials};
 use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingClient};
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
@@ -51,6 +54,12 @@ pub struct SessionOptions {
     pub ice_servers: Vec<String>,
     /// A TURN relay, the fallback when no direct path works.
     pub turn: Option<TurnServer>,
+    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
+    /// path is tried. Needs a TURN relay: `turn`, or one the signaling server hands out.
+    pub relay_only: bool,
+    /// The certificates to trust for `turns:` servers (a private CA); the Mozilla roots, as for
+    /// `wss://`, when empty.
+    pub turn_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// Local UDP addresses to gather candidates on (`0.0.0.0:0` for every interface).
     pub bind: Vec<String>,
     /// How long each step may take: reaching the server, the peer's arrival excepted.
@@ -68,6 +77,8 @@ impl Default for SessionOptions {
             signaling_url: "ws://127.0.0.1:8787".into(),
             ice_servers: Vec::new(),
             turn: None,
+            relay_only: false,
+            turn_ca: Vec::new(),
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
@@ -76,27 +87,60 @@ impl Default for SessionOptions {
     }
 }
 
+impl SessionOptions {
+    /// These options with the TURN relay the signaling server handed out (`offered`), unless
+    /// they name one already (flags and config override the server). `Err` when only relayed
+    /// paths are allowed and there is no relay either way.
+    fn with_offered_turn(&self, offered: Option<TurnCredentials>) -> Result<Self, SessionError> {
+        let mut options = self.clone();
+        if options.turn.is_none()
+            && let Some(offered) = offered
+        {
+            let urls: Vec<String> = offered
+                .urls
+                .into_iter()
+                .filter(|url| match check_turn_url(url) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("the signaling server's TURN relay {url:?} left out: {e}");
+                        false
+                    }
+                })
+                .collect();
+            if !urls.is_empty() {
+                tracing::debug!(?urls, "TURN relay from the signaling server");
+                options.turn = Some(TurnServer {
+                    urls,
+                    username: offered.username,
+                    password: offered.credential,
+                });
+            }
+        }
+        if options.relay_only && options.turn.is_none() {
+            return Err(SessionError::NoRelay);
+        }
+        Ok(options)
+    }
+}
+
 /// A TURN relay and its long-term credentials.
 #[derive(Clone)]
 pub struct TurnServer {
-    /// Like `turn:turn.example.org:3478`.
-    pub url: String,
+    /// Its URLs, like `turn:turn.example.org:3478`, `turn:turn.example.org:3478?transport=tcp`
+    /// or `turns:turn.example.org:5349` (TCP and TLS go through [`turn_stream`]).
+    pub urls: Vec<String>,
     /// The TURN user name.
     pub username: String,
     /// The TURN password.
     pub password: String,
-    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
-    /// path is tried.
-    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for TurnServer {
     // The password stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnServer")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("username", &self.username)
-            .field("relay_only", &self.relay_only)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +198,22 @@ pub enum SessionError {
         /// The code's nameplate.
         nameplate: u32,
     },
+    /// A TURN relay could not be used, and no connection came about without it.
+    #[error("the TURN relay {url} could not be used: {cause}; so: {then}")]
+    Relay {
+        /// The relay's URL.
+        url: String,
+        /// Why it could not be used.
+        cause: String,
+        /// What then failed.
+        then: Box<Self>,
+    },
+    /// Only relayed paths are allowed, and there is no relay.
+    #[error(
+        "--relay-only needs a TURN relay: give one with --turn URL, or use a signaling server that \
+         hands out TURN credentials ([turn] in p2p-signal's config)"
+    )]
+    NoRelay,
 }
 
 /// A working link to the peer.
@@ -169,14 +229,14 @@ pub struct Connected {
     pub state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>,
     /// The verification string both sides can compare (`--verify`).
     pub verification: String,
-    /// How this side reaches its TURN server, if it uses one: `udp`, `tcp` or `tls`.
-    pub relay_protocol: &'static str,
+    /// The TURN URL each of this side's relayed candidates came from.
+    relays: path::RelayUrls,
 }
 
 impl Connected {
     /// The network path the connection uses now; `None` if ICE has not said.
     pub async fn path(&self) -> Option<NetworkPath> {
-        network_path(&self.peer_connection, self.relay_protocol).await
+        path::network_path(&self.peer_connection, &self.relays).await
     }
 }
 
@@ -216,6 +276,7 @@ impl SenderRendezvous {
             connected => connected?,
         };
         let room = client.allocate().await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         let nameplate = room.nameplate_number().ok_or_else(|| {
             SessionError::Protocol(format!("the server allocated {room}, not a number"))
         })?;
@@ -265,6 +326,7 @@ impl SenderRendezvous {
         };
         let room = RoomId::nameplate(code.nameplate());
         let members = client.join(&room).await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         Ok(Self::waiting(client, events, room, code, options, members))
     }
 
@@ -320,7 +382,10 @@ impl SenderRendezvous {
         };
         let verification = keys.verification().to_owned();
         let signal = sealed_signal::SealedSignal::new(channel, keys);
-        webrtc_link::offer(signal, webrtc_link::LABEL, verification, &self.options).await
+        turn_stream::connect_through(&self.options, |options| async move {
+            webrtc_link::offer(signal, webrtc_link::LABEL, verification, &options).await
+        })
+        .await
     }
 }
 
@@ -348,6 +413,7 @@ pub async fn receive(
     };
     let room = RoomId::nameplate(code.nameplate());
     let members = client.join(&room).await?;
+    let options = options.with_offered_turn(client.turn_credentials())?;
     if members < 2 {
         // Nobody is there yet (the sender went away, or the code is mistyped): wait for a while.
         let arrived = tokio::time::timeout(options.step_timeout, async {
@@ -376,7 +442,10 @@ pub async fn receive(
     };
     let verification = keys.verification().to_owned();
     let signal = sealed_signal::SealedSignal::new(channel, keys);
-    webrtc_link::answer(signal, verification, &options).await
+    turn_stream::connect_through(&options, |options| async move {
+        webrtc_link::answer(signal, verification, &options).await
+    })
+    .await
 }
 
 /// The longest wait for the signaling server's WebSocket handshake.

@@ -142,6 +142,7 @@ async fn receive_description(
 /// Forwards the connection's events to the session.
 struct Handler {
     candidates: mpsc::Sender<RTCIceCandidateInit>,
+    relays: super::path::RelayUrls,
     failed: mpsc::Sender<()>,
     state: watch::Sender<RTCPeerConnectionState>,
     channels: mpsc::Sender<Arc<dyn DataChannel>>,
@@ -150,6 +151,9 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if !event.url.is_empty() {
+            self.relays.note(&event.candidate, &event.url);
+        }
         match event.candidate.to_json() {
             Ok(mut candidate) => {
                 // Which server found it is this side's business, not the peer's.
@@ -178,6 +182,7 @@ impl PeerConnectionEventHandler for Handler {
 
 struct Link {
     peer_connection: Arc<dyn PeerConnection>,
+    relays: super::path::RelayUrls,
     setup_done: SetupDone,
     state: watch::Receiver<RTCPeerConnectionState>,
     candidates: mpsc::Receiver<RTCIceCandidateInit>,
@@ -191,6 +196,7 @@ fn webrtc_error(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> S
 
 async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let (candidates_tx, candidates) = mpsc::channel(LOCAL_CANDIDATE_QUEUE);
+    let relays = super::path::RelayUrls::default();
     let (failed_tx, failed) = mpsc::channel(1);
     let (channels_tx, channels) = mpsc::channel(4);
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -204,7 +210,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     }
     if let Some(turn) = &options.turn {
         servers.push(RTCIceServer {
-            urls: vec![turn.url.clone()],
+            urls: turn.urls.clone(),
             username: turn.username.clone(),
             credential: turn.password.clone(),
         });
@@ -212,7 +218,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     if !servers.is_empty() {
         configuration = configuration.with_ice_servers(servers);
     }
-    if options.turn.as_ref().is_some_and(|turn| turn.relay_only) {
+    if options.relay_only {
         configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
     }
     if let Some(identity) = &options.identity {
@@ -232,6 +238,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_runtime(Arc::new(runtime))
         .with_handler(Arc::new(Handler {
             candidates: candidates_tx,
+            relays: relays.clone(),
             failed: failed_tx,
             state: state_tx,
             channels: channels_tx,
@@ -244,6 +251,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .map_err(webrtc_error("creating the peer connection"))?;
     Ok(Link {
         peer_connection: Arc::new(peer_connection),
+        relays,
         setup_done,
         state,
         candidates,
@@ -301,7 +309,6 @@ impl Link {
         data: Arc<dyn DataChannel>,
         early_messages: Vec<Bytes>,
         verification: String,
-        options: &SessionOptions,
     ) -> Connected {
         self.setup_done.mark();
         signal.finish().await;
@@ -311,10 +318,7 @@ impl Link {
             peer_connection: self.peer_connection,
             state: self.state,
             verification,
-            relay_protocol: options
-                .turn
-                .as_ref()
-                .map_or("udp", |turn| super::path::relay_protocol(&turn.url)),
+            relays: self.relays,
         }
     }
 
@@ -515,9 +519,7 @@ pub(super) async fn offer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match offer_steps(&mut link, &mut signal, label, options).await {
-        Ok((data, early)) => Ok(link
-            .connected(signal, data, early, verification, options)
-            .await),
+        Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
         Err(e) => {
             link.discard().await;
             // The answerer waits for the data channel: tell it none will come, and why.
@@ -574,9 +576,7 @@ pub(super) async fn answer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match answer_steps(&mut link, offer, &mut signal, options).await {
-        Ok(data) => Ok(link
-            .connected(signal, data, Vec::new(), verification, options)
-            .await),
+        Ok(data) => Ok(link.connected(signal, data, Vec::new(), verification).await),
         Err(e) => {
             link.discard().await;
             Err(signal.abort(e).await)

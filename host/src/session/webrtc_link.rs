@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 use super::tuned_runtime::{SetupDone, TunedRuntime};
@@ -142,6 +143,7 @@ async fn receive_description(
 /// Forwards the connection's events to the session.
 struct Handler {
     candidates: mpsc::Sender<RTCIceCandidateInit>,
+    gathered: mpsc::Sender<()>,
     relays: super::path::RelayUrls,
     failed: mpsc::Sender<()>,
     state: watch::Sender<RTCPeerConnectionState>,
@@ -166,6 +168,12 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection state");
         let _ = self.state.send(state);
@@ -186,6 +194,7 @@ struct Link {
     setup_done: SetupDone,
     state: watch::Receiver<RTCPeerConnectionState>,
     candidates: mpsc::Receiver<RTCIceCandidateInit>,
+    gathered: mpsc::Receiver<()>,
     failed: mpsc::Receiver<()>,
     channels: mpsc::Receiver<Arc<dyn DataChannel>>,
 }
@@ -197,6 +206,7 @@ fn webrtc_error(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> S
 async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let (candidates_tx, candidates) = mpsc::channel(LOCAL_CANDIDATE_QUEUE);
     let relays = super::path::RelayUrls::default();
+    let (gathered_tx, gathered) = mpsc::channel(1);
     let (failed_tx, failed) = mpsc::channel(1);
     let (channels_tx, channels) = mpsc::channel(4);
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -238,6 +248,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_runtime(Arc::new(runtime))
         .with_handler(Arc::new(Handler {
             candidates: candidates_tx,
+            gathered: gathered_tx,
             relays: relays.clone(),
             failed: failed_tx,
             state: state_tx,
@@ -255,6 +266,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         setup_done,
         state,
         candidates,
+        gathered,
         failed,
         channels,
     })
@@ -357,6 +369,7 @@ impl Link {
         let pc = Arc::clone(&self.peer_connection);
         let mut sending = true;
         let mut listening = true;
+        let mut found = 0usize;
         let mut remote_count = 0usize;
         let mut early_candidates = Vec::new();
         let mut deadline = tokio::time::Instant::now() + options.step_timeout;
@@ -368,7 +381,19 @@ impl Link {
                     }
                 }
                 _ = self.failed.recv() => return Err(no_path()),
+                // Gathering over without a single candidate: nothing can connect, so say so now
+                // rather than at the timeout (a relay-only side whose relay failed).
+                Some(()) = self.gathered.recv() => {
+                    if found == 0 && self.candidates.is_empty() {
+                        return Err(SessionError::WebRtc(
+                            "this side found no network address to connect from (with \
+                             --relay-only: the relay gave none)"
+                                .into(),
+                        ));
+                    }
+                }
                 Some(candidate) = self.candidates.recv(), if sending => {
+                    found += 1;
                     if let Err(e) = signal.send_candidate(&candidate).await {
                         // The signaling is gone; the candidates sent so far may be enough.
                         tracing::debug!("cannot send a local candidate: {e}");

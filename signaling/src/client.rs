@@ -198,8 +198,11 @@ impl SignalingClient {
                 })??;
         let (commands, command_rx) = mpsc::channel(64);
         let (event_tx, events) = mpsc::channel(256);
-        // Ping at a third of the server's idle timeout, so two lost pings still keep us in.
-        let ping_every = Duration::from_secs(limits.idle_timeout_secs.max(3) / 3);
+        // Ping at a third of the server's idle timeout, so two lost pings still keep us in, and
+        // often enough that a dead connection (the network changed under a daemon) is noticed
+        // within half a minute: see `drive`.
+        let ping_every =
+            Duration::from_secs(limits.idle_timeout_secs.max(3) / 3).min(MAX_PING_INTERVAL);
         tokio::spawn(drive(socket, command_rx, event_tx, ping_every));
         let client = Self {
             commands,
@@ -392,6 +395,13 @@ async fn next_server_message(socket: &mut Socket) -> Result<ServerMessage, Clien
 
 type Pending = HashMap<u64, oneshot::Sender<Result<ServerMessage, ClientError>>>;
 
+/// The longest time between two pings.
+const MAX_PING_INTERVAL: Duration = Duration::from_secs(10);
+/// Pings in a row the server may leave unanswered (with nothing else heard from it either)
+/// before the connection counts as dead. A connection whose network went away does not fail by
+/// itself: TCP keeps retransmitting for many minutes.
+const MISSED_PINGS: u32 = 3;
+
 /// Owns the socket: writes commands, routes replies to their requests and the rest to events.
 async fn drive(
     mut socket: Socket,
@@ -402,6 +412,7 @@ async fn drive(
     let mut pending: Pending = HashMap::new();
     let mut fatal: Option<Fatal> = None;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = tokio::time::Instant::now();
     let reason = loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -426,7 +437,11 @@ async fn drive(
                     break "closed by this client".to_owned();
                 }
             },
-            frame = socket.next() => match frame {
+            frame = socket.next() => {
+                if let Some(Ok(_)) = &frame {
+                    last_heard = tokio::time::Instant::now();
+                }
+                match frame {
                 Some(Ok(Message::Text(text))) => {
                     let message = match ServerMessage::decode(text.as_str()) {
                         Ok(message) => message,
@@ -446,8 +461,16 @@ async fn drive(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break e.to_string(),
                 None => break "the server ended the connection".to_owned(),
+                }
             },
             _ = ping.tick() => {
+                let silent = last_heard.elapsed();
+                if silent > ping_every * MISSED_PINGS {
+                    break format!(
+                        "the server stopped answering (nothing for {} s, pings included)",
+                        silent.as_secs()
+                    );
+                }
                 if let Err(e) = socket.send(Message::Ping(Default::default())).await {
                     break e.to_string();
                 }

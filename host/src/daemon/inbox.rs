@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 use super::Shared;
 use super::conflict::{Replaced, Stamp, Verdict, judge, keep_as_copy, settle_replaced};
@@ -77,12 +77,15 @@ async fn receive(
     let root = entry.path.clone();
     std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     let hooks = shared.hooks_off_thread().await?;
-    let (number, stop, superseded) = shared.receives.supersede(peer, folder);
-    if superseded {
+    let (number, stop, _running, older) = shared.receives.supersede(peer, folder);
+    if let Some(mut older) = older {
         tracing::info!(
             peer = %name, folder = %entry.id,
             "the peer came back: the transfer from its previous connection is dropped"
         );
+        // Until the older receive has let go, it may still create or write part files of the
+        // same names: this one starts once it has (it stops at its next step).
+        let _ = tokio::time::timeout(OLDER_STOPS_WITHIN, older.changed()).await;
     }
     let in_flight = shared.in_flight(&name, &entry.id, 0);
     let mut observer = Receiving {
@@ -139,8 +142,12 @@ async fn receive(
     outcome
 }
 
-/// Receives under way, by peer and folder: each one's number, and what stops it.
-type Running = HashMap<(PeerId, usize), (u64, Arc<Notify>)>;
+/// Receives under way, by peer and folder: each one's number, what stops it, and what tells
+/// that it ended (its sender is dropped then).
+type Running = HashMap<(PeerId, usize), (u64, Arc<Notify>, watch::Receiver<()>)>;
+
+/// How long a new receive waits for the one it supersedes to stop.
+const OLDER_STOPS_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The receive under way from each peer into each folder.
 #[derive(Debug, Default)]
@@ -154,19 +161,31 @@ impl Receives {
     /// Registers a receive from `peer` into `folder`, and stops the one under way, if any: a
     /// peer sends one transfer per folder at a time, so an older one belongs to a connection the
     /// peer has given up (it restarted, or its side failed), which would otherwise be held until
-    /// it times out. The new receive's number, and what stops it in turn.
-    fn supersede(&self, peer: PeerId, folder: usize) -> (u64, Arc<Notify>, bool) {
+    /// it times out. The new receive's number, what stops it in turn, what it holds for as
+    /// long as it runs, and the older one's end, to wait for.
+    fn supersede(
+        &self,
+        peer: PeerId,
+        folder: usize,
+    ) -> (
+        u64,
+        Arc<Notify>,
+        watch::Sender<()>,
+        Option<watch::Receiver<()>>,
+    ) {
         static NUMBERS: AtomicU64 = AtomicU64::new(0);
         let number = NUMBERS.fetch_add(1, Ordering::Relaxed);
         let stop = Arc::new(Notify::new());
+        let (running, ended) = watch::channel(());
         let older = self
             .lock()
-            .insert((peer, folder), (number, Arc::clone(&stop)));
-        if let Some((_, older)) = &older {
+            .insert((peer, folder), (number, Arc::clone(&stop), ended));
+        let older = older.map(|(_, older, ended)| {
             // Stored if the older one is not waiting yet: it stops as soon as it does.
             older.notify_one();
-        }
-        (number, stop, older.is_some())
+            ended
+        });
+        (number, stop, running, older)
     }
 
     /// Ends receive `number` from `peer` into `folder`, unless a newer one took its place.
@@ -174,7 +193,7 @@ impl Receives {
         let mut running = self.lock();
         if running
             .get(&(peer, folder))
-            .is_some_and(|(current, _)| *current == number)
+            .is_some_and(|(current, _, _)| *current == number)
         {
             running.remove(&(peer, folder));
         }

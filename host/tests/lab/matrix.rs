@@ -1,0 +1,258 @@
+//! The path matrix: a transfer between every pair of NAT kinds completes, identical, over the
+//! path expected for it. [`MATRIX`] is the table (the README's is written from it).
+//!
+//! Why each cell takes its path, from how Linux conntrack NAT behaves (and checked in this lab):
+//! - Filtering is always address-and-port-dependent: a router lets in only packets that match a
+//!   conntrack entry made by something that went out, from exactly that address and port.
+//! - `masquerade` keeps a socket's source port when no other entry uses it, so one socket gets
+//!   the same public address and port towards every destination (endpoint-independent mapping):
+//!   the address STUN saw is the one the peer must use. Two such sites punch a hole: each side's
+//!   check to the other's server-reflexive address opens its own router to the other's replies,
+//!   and the first check to arrive before that is dropped by the router's firewall, then retried.
+//! - That firewall matters: on a router whose `input` accepts unsolicited packets, such an early
+//!   check makes a conntrack entry of its own (peer → router), and when the router's host then
+//!   sends to that peer, masquerade finds the port taken in the reply direction and picks another
+//!   one; the peer's router drops everything from the new port, and the pair ends up relayed
+//!   (seen here: cone to cone went through TURN, in 5 to 90 s, until `input` dropped what is not
+//!   a reply, as every home router's firewall does).
+//! - `masquerade fully-random` gives each destination a new random port (endpoint-dependent
+//!   mapping): the STUN server saw one port, the peer's checks are sent from others, and a
+//!   port-dependent filter on the other side never matches them. No direct path between a
+//!   symmetric site and a cone or symmetric one: relay. Through TURN it works, as TURN
+//!   permissions are per IP address (RFC 8656 §9), so a relayed address accepts the peer's
+//!   checks from whichever port its NAT picked.
+//! - Two hosts on one LAN reach each other over their host candidates, never through the router
+//!   (Linux NAT does not hairpin: a packet to the router's public address from inside matches no
+//!   mapping's reply direction).
+//! - Behind a firewall that drops UDP, neither STUN nor UDP TURN answers: only TURN over TCP
+//!   (or TLS) can carry it. That is being added (issue 13 §2); until it lands these cells fail,
+//!   and [`Expect::FailsUntilTurnOverTcp`] checks that they still do, so the day they start
+//!   working this test says to update the table.
+
+use std::path::Path as FsPath;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::peer::{Side, Transfer, random_file, transfer};
+use crate::topology::{Kind, Lab};
+use crate::wire::{Counted, Path};
+
+/// What a cell must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Complete over this path.
+    Over(Path),
+    /// Relayed over TCP once p2phost speaks TURN over TCP; until then, fail to connect.
+    FailsUntilTurnOverTcp,
+}
+
+pub struct Cell {
+    pub sender: Kind,
+    pub receiver: Kind,
+    pub expect: Expect,
+}
+
+const fn cell(sender: Kind, receiver: Kind, expect: Expect) -> Cell {
+    Cell {
+        sender,
+        receiver,
+        expect,
+    }
+}
+
+use Expect::{FailsUntilTurnOverTcp, Over};
+use Kind::{Cone, SameLan, Symmetric, UdpBlocked};
+use Path::{Direct, Relay};
+
+/// Sender kind × receiver kind → the path. Each cell gets sites of its own (a cone-to-cone cell
+/// is two cone routers); a same-LAN cell is two hosts on one site.
+pub const MATRIX: &[Cell] = &[
+    cell(Cone, Cone, Over(Direct)),
+    cell(Cone, Symmetric, Over(Relay)),
+    cell(Symmetric, Cone, Over(Relay)),
+    cell(Symmetric, Symmetric, Over(Relay)),
+    cell(SameLan, SameLan, Over(Direct)),
+    cell(Cone, UdpBlocked, FailsUntilTurnOverTcp),
+    cell(UdpBlocked, Cone, FailsUntilTurnOverTcp),
+    cell(Symmetric, UdpBlocked, FailsUntilTurnOverTcp),
+    cell(UdpBlocked, Symmetric, FailsUntilTurnOverTcp),
+    cell(UdpBlocked, UdpBlocked, FailsUntilTurnOverTcp),
+];
+
+/// The test file: random, so nothing compresses it; a few MiB, enough that the counters tell
+/// the data's path from the handshakes' few kilobytes.
+const SIZE: u64 = 3 << 20;
+/// Per transfer; a broken cell fails here instead of hanging. Never a speed bound.
+const LIMIT: Duration = Duration::from_secs(120);
+/// Cells that move data at once, to stay stable on two shared cores; the cells expected to fail
+/// only wait on timeouts and run beside them.
+const WORKERS: usize = 2;
+
+#[test]
+fn every_pair_of_nat_kinds_transfers_over_the_expected_path() {
+    if !crate::can_build_lab("every_pair_of_nat_kinds_transfers_over_the_expected_path") {
+        return;
+    }
+    let lab = Lab::new();
+    let outcomes = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    let moving: Vec<usize> = (0..MATRIX.len())
+        .filter(|&i| MATRIX[i].expect != FailsUntilTurnOverTcp)
+        .collect();
+    let run = |i: usize| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_cell(&lab, i, &MATRIX[i])
+        }))
+        .unwrap_or_else(|panic| {
+            Err(panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default())
+        });
+        outcomes.lock().unwrap().push((i, outcome));
+    };
+    std::thread::scope(|scope| {
+        let run = &run;
+        for i in (0..MATRIX.len()).filter(|i| !moving.contains(i)) {
+            scope.spawn(move || run(i));
+        }
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                while let Some(&i) = moving.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run(i);
+                }
+            });
+        }
+    });
+    let mut outcomes = outcomes.into_inner().unwrap();
+    outcomes.sort_by_key(|(i, _)| *i);
+    eprintln!(
+        "\npath matrix (sender → receiver: path on the wire, as p2phost reported it, time from receive start to done):"
+    );
+    let mut failures = Vec::new();
+    for (i, outcome) in &outcomes {
+        let cell = &MATRIX[*i];
+        let name = format!("{} → {}", cell.sender.name(), cell.receiver.name());
+        match outcome {
+            Ok(line) => eprintln!("  {name:<28} {line}"),
+            Err(why) => {
+                eprintln!("  {name:<28} FAILED");
+                failures.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
+}
+
+/// Runs one cell on sites of its own; a line for the table, or why it failed.
+fn run_cell(lab: &Lab, index: usize, cell: &Cell) -> Result<String, String> {
+    let sender_site = lab.site(cell.sender);
+    let receiver_site = (cell.sender != SameLan).then(|| lab.site(cell.receiver));
+    let (from, to) = match &receiver_site {
+        Some(receiver_site) => (&sender_site.hosts[0], &receiver_site.hosts[0]),
+        None => (&sender_site.hosts[0], &sender_site.hosts[1]),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("matrix.bin");
+    let data = random_file(&file, SIZE);
+    let out = dir.path().join("out");
+    let code = format!("{}-aardvark-adroitness", 40 + index);
+    let done = transfer(
+        lab,
+        Side {
+            host: from,
+            kind: cell.sender,
+        },
+        Side {
+            host: to,
+            kind: cell.receiver,
+        },
+        &code,
+        &file,
+        &out,
+        LIMIT,
+    );
+    let wire = Counted::read(&sender_site.router);
+    check(cell, &done, wire, &data, &out)
+}
+
+fn check(
+    cell: &Cell,
+    done: &Transfer,
+    wire: Counted,
+    data: &[u8],
+    out: &FsPath,
+) -> Result<String, String> {
+    let (sent_report, received_report) = done.reported();
+    let reported = received_report
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), |r| r.detail.clone());
+    let seconds = done
+        .seconds
+        .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"));
+    let expected = match cell.expect {
+        FailsUntilTurnOverTcp => {
+            let refused = |exit: &crate::net::Exit| {
+                exit.code == Some(6) && exit.last_event()["kind"] == "connection"
+            };
+            if done.succeeded() {
+                return Err(format!(
+                    "it works now (wire: {wire:?}, reported: {reported}): TURN over TCP has \
+                     landed? Make this cell Over(Relay) in MATRIX (and check the protocol is tcp)"
+                ));
+            }
+            if !(refused(&done.sender) && refused(&done.receiver)) {
+                return Err(format!(
+                    "expected both sides to fail to connect (exit 6, kind connection) until TURN \
+                     over TCP lands\n{}",
+                    done.describe()
+                ));
+            }
+            return Ok(format!(
+                "fails as expected: PENDING TURN over TCP (issue 13 §2); gave up after {:.0} s",
+                done.receiver_ran
+            ));
+        }
+        Over(path) => path,
+    };
+    if !done.succeeded() {
+        return Err(format!("the transfer failed\n{}", done.describe()));
+    }
+    let received = std::fs::read(out.join("matrix.bin")).map_err(|e| e.to_string())?;
+    if received != data {
+        return Err("the received file differs from the one sent".to_owned());
+    }
+    let on_wire = wire.path(data.len() as u64);
+    if on_wire != Some(expected) {
+        return Err(format!(
+            "expected {}, the sender's router counted {wire:?} (reported: {reported})",
+            expected.name()
+        ));
+    }
+    // p2phost's own report, when it makes one, must agree with the wire on both sides.
+    for report in [&sent_report, &received_report].into_iter().flatten() {
+        if report.path != expected.name() {
+            return Err(format!(
+                "p2phost reported {}, the wire saw {}",
+                report.detail,
+                expected.name()
+            ));
+        }
+    }
+    if cell.sender == SameLan {
+        for report in [&sent_report, &received_report].into_iter().flatten() {
+            if !report.detail.contains("host→host") {
+                return Err(format!(
+                    "two hosts on one LAN must use their host candidates, reported {}",
+                    report.detail
+                ));
+            }
+        }
+    }
+    Ok(format!(
+        "{:<7} reported: {reported:<24} {seconds}",
+        expected.name()
+    ))
+}

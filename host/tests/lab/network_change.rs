@@ -1,0 +1,1 @@
+//! A daemon pair across the lab survives a network change.

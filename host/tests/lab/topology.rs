@@ -200,6 +200,11 @@ impl Lab {
                 "dev",
                 "eth0",
             ]);
+            // A NIC puts each datagram on the wire as a packet of its own, and a router sees
+            // them one by one; a veth would pass a socket's UDP GSO batch (webrtc-rs sends them)
+            // through the router whole, as one packet, so the loss test's 1% would drop tens of
+            // datagrams at a time. One segment per packet: the stack splits batches here.
+            host.ip(&["link", "set", "eth0", "gso_max_segs", "1"]);
             host.ip(&["link", "set", "eth0", "up"]);
             host.ip(&["route", "add", "default", "via", &format!("10.13.{n}.1")]);
             hosts.push(host);

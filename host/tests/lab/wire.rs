@@ -61,20 +61,10 @@ pub struct Counted {
 impl Counted {
     /// Reads `router`'s counters.
     pub fn read(router: &Netns) -> Self {
-        let bytes = |family: &str, name: &str| -> u64 {
-            let json = router.nft_output(&["-j", "list", "counter", family, "wire", name]);
-            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-            value["nftables"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|item| item["counter"]["bytes"].as_u64())
-                .unwrap_or_else(|| panic!("no counter {name} in {json}"))
-        };
         Self {
-            relay: bytes("ip", "relay"),
-            direct: bytes("ip", "direct"),
-            lan: bytes("bridge", "lan"),
+            relay: counter(router, "ip", "wire", "relay").bytes,
+            direct: counter(router, "ip", "wire", "direct").bytes,
+            lan: counter(router, "bridge", "wire", "lan").bytes,
         }
     }
 
@@ -88,4 +78,29 @@ impl Counted {
             None
         }
     }
+}
+
+/// What a named nftables counter counted.
+#[derive(Clone, Copy, Debug)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Reads the named counter `FAMILY TABLE NAME` in `ns`.
+pub fn counter(ns: &Netns, family: &str, table: &str, name: &str) -> Counter {
+    let json = ns.nft_output(&["-j", "list", "counter", family, table, name]);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|item| {
+            let counter = &item["counter"];
+            Some(Counter {
+                packets: counter["packets"].as_u64()?,
+                bytes: counter["bytes"].as_u64()?,
+            })
+        })
+        .unwrap_or_else(|| panic!("no counter {family} {table} {name} in {json}"))
 }

@@ -23,6 +23,7 @@
     unreachable_pub
 )]
 
+mod daemon;
 mod loss;
 mod matrix;
 mod net;

@@ -24,6 +24,8 @@ const MAX_REQUEST: usize = 256;
 pub(crate) struct Live {
     pub(crate) signaling: bool,
     online: BTreeMap<String, bool>,
+    /// The network path of the latest connection with each peer.
+    paths: BTreeMap<String, crate::session::NetworkPath>,
     /// Transfers in flight, by number: peer, folder, files. Two may share a peer and a folder
     /// (a send and a receive, or a receive and the one it takes over from).
     in_flight: BTreeMap<u64, (String, String, usize)>,
@@ -33,6 +35,11 @@ pub(crate) struct Live {
 impl Live {
     pub(crate) fn set_online(&mut self, peer: &str, online: bool) {
         self.online.insert(peer.to_owned(), online);
+    }
+
+    /// A connection with `peer` took `path`.
+    pub(crate) fn set_path(&mut self, peer: &str, path: crate::session::NetworkPath) {
+        self.paths.insert(peer.to_owned(), path);
     }
 
     /// A transfer with `peer` for `folder` started; its number, for [`Live::transfer_ended`].
@@ -82,6 +89,12 @@ pub struct PeerStatus {
     pub online: bool,
     /// Files queued for it.
     pub queued: u64,
+    /// The network path of the latest connection with it: `direct (…)` or `via relay …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `direct` or `relay`, for scripts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_kind: Option<String>,
 }
 
 /// A sync folder, in [`Status`].
@@ -123,6 +136,8 @@ fn status(shared: &Shared) -> Status {
                     .state
                     .queue_len_for(&p.id.to_string())
                     .unwrap_or_default(),
+                path: live.paths.get(&p.name).map(ToString::to_string),
+                path_kind: live.paths.get(&p.name).map(|path| path.kind().to_owned()),
             })
             .collect(),
         folders: shared

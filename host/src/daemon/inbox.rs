@@ -53,6 +53,7 @@ async fn receive(
     let peer = offer.peer;
     let name = shared.name(&peer);
     let link = pair.accept(offer).await.map_err(|e| e.to_string())?;
+    shared.note_path(&peer, &link).await;
     let label = link.channel.label().await.map_err(|e| e.to_string())?;
     let folder = label
         .strip_prefix(LABEL_PREFIX)

@@ -172,6 +172,14 @@ impl Shared {
     }
 
     /// A peer's name from the config, or its id.
+    /// Notes the path a connection with `peer` took, for `p2phost status`.
+    pub(crate) async fn note_path(&self, peer: &PeerId, link: &crate::session::Connected) {
+        if let Some(path) = link.path().await {
+            tracing::info!(peer = %self.name(peer), "connected {path}");
+            self.live().set_path(&self.name(peer), path);
+        }
+    }
+
     pub(crate) fn name(&self, peer: &PeerId) -> String {
         self.router
             .name_of(peer)

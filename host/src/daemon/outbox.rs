@@ -207,6 +207,7 @@ async fn send(
         )
         .await
         .map_err(|e| e.to_string())?;
+    shared.note_path(link.peer, &connected).await;
     // The connection is to the peer as it is now: arrivals until here are none of its business.
     link.arrivals.borrow_and_update();
     let peer_connection = Arc::clone(&connected.peer_connection);

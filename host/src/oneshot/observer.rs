@@ -23,6 +23,9 @@ pub trait Observer {
     /// The peer is authenticated and the data channel is open; both sides see the same string.
     fn connected(&mut self, _verification: &str) {}
 
+    /// The network path the connection took (direct, or through a relay), once connected.
+    fn path(&mut self, _path: &crate::session::NetworkPath) {}
+
     /// The receiver's decision on a validated offer: `Err(reason)` declines. Accepts by default.
     fn offer(&mut self, _offer: &ValidManifest) -> Result<(), String> {
         Ok(())

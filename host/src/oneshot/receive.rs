@@ -69,6 +69,9 @@ pub async fn receive_over(
     cancel: &Cancel,
 ) -> Result<ReceiveReport, OneshotError> {
     observer.connected(&link.verification);
+    if let Some(path) = link.path().await {
+        observer.path(&path);
+    }
     let mut pipe = FramePipe::new(&mut link, cancel);
     let (mut receiver, hello) = Receiver::new();
     pipe.send_control(&hello).await?;

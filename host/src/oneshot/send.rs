@@ -196,6 +196,9 @@ async fn transfer(
     cancel: &Cancel,
 ) -> Result<SendReport, OneshotError> {
     observer.connected(&link.verification);
+    if let Some(path) = link.path().await {
+        observer.path(&path);
+    }
     let mut pipe = FramePipe::new(&mut link, cancel);
     let manifest = match manifest {
         Ok(manifest) => manifest,

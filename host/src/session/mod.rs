@@ -9,17 +9,24 @@
 //!   "pake <base64>"  ──────────────────────────────────▶  "pake <base64>" ◀──
 //!   sealed confirmation ──────────────────────────────▶  ◀── sealed confirmation
 //!   sealed SDP offer  ─────────────────────────────────▶
+//!   sealed "candidate {…}" ────────────────────────────▶  (each as it is found)
 //!                                                       ◀── sealed SDP answer
+//!                                                       ◀── sealed "candidate {…}"
 //!   ═══════════════ DTLS data channel, fingerprints from the sealed SDP ═══════════════
 //! ```
 //!
 //! The server sees the nameplate, the PAKE messages (useless without the words) and ciphertext.
+//! Descriptions go out without waiting for candidate gathering and candidates follow one by one
+//! (trickle ICE), so the first working pair connects even while a STUN or TURN server that does
+//! not answer is still being asked.
 
+mod path;
 mod sealed_signal;
 mod trusted;
 mod tuned_runtime;
 mod webrtc_link;
 
+pub use path::{NetworkPath, network_path, relay_protocol};
 pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
 
 use std::sync::Arc;
@@ -32,9 +39,7 @@ use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingCl
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
 
-use crate::code::{
-    Handshake, Opener, PakeError, Role, SealError, Sealer, SessionKeys, TransferCode,
-};
+use crate::code::{Handshake, PakeError, Role, SealError, Sealer, SessionKeys, TransferCode};
 
 /// How to reach the other peer.
 #[derive(Debug, Clone)]
@@ -145,6 +150,15 @@ pub struct Connected {
     pub state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>,
     /// The verification string both sides can compare (`--verify`).
     pub verification: String,
+    /// How this side reaches its TURN server, if it uses one: `udp`, `tcp` or `tls`.
+    pub relay_protocol: &'static str,
+}
+
+impl Connected {
+    /// The network path the connection uses now; `None` if ICE has not said.
+    pub async fn path(&self) -> Option<NetworkPath> {
+        network_path(&self.peer_connection, self.relay_protocol).await
+    }
 }
 
 impl std::fmt::Debug for Connected {
@@ -331,26 +345,29 @@ impl Channel {
         Ok(self.client.send(&self.room, payload).await?)
     }
 
-    /// The peer's next payload.
+    /// The peer's next payload, within the step timeout.
     async fn next(&mut self, doing: &'static str) -> Result<String, SessionError> {
         let timeout = self.timeout;
-        tokio::time::timeout(timeout, async {
-            loop {
-                match self.events.next().await {
-                    Some(Event::Message { room, payload }) if room == self.room => {
-                        return Ok(payload);
-                    }
-                    Some(Event::PeerLeft { .. }) => return Err(SessionError::PeerLeft),
-                    Some(Event::Closed { reason }) => {
-                        return Err(ClientError::Closed(reason).into());
-                    }
-                    Some(_) => {}
-                    None => return Err(ClientError::Closed("events ended".into()).into()),
+        tokio::time::timeout(timeout, self.next_untimed())
+            .await
+            .map_err(|_| SessionError::Timeout(doing))?
+    }
+
+    /// The peer's next payload, however long it takes. Cancel-safe.
+    async fn next_untimed(&mut self) -> Result<String, SessionError> {
+        loop {
+            match self.events.next().await {
+                Some(Event::Message { room, payload }) if room == self.room => {
+                    return Ok(payload);
                 }
+                Some(Event::PeerLeft { .. }) => return Err(SessionError::PeerLeft),
+                Some(Event::Closed { reason }) => {
+                    return Err(ClientError::Closed(reason).into());
+                }
+                Some(_) => {}
+                None => return Err(ClientError::Closed("events ended".into()).into()),
             }
-        })
-        .await
-        .map_err(|_| SessionError::Timeout(doing))?
+        }
     }
 
     /// SPAKE2 over the room, then key confirmation both ways.
@@ -372,21 +389,6 @@ impl Channel {
         let confirmation = self.next("waiting for the peer's key confirmation").await?;
         keys.check_confirmation(&confirmation)?;
         Ok(keys)
-    }
-
-    /// Resolves when the peer says, sealed, that it gave up; never if it leaves quietly (which it
-    /// does once connected). Anything else in the room is not for this moment, and is ignored.
-    async fn aborted(&mut self, opener: &mut Opener) -> SessionError {
-        while let Some(event) = self.events.next().await {
-            if let Event::Message { room, payload } = event
-                && room == self.room
-                && let Ok(plain) = opener.open(&payload)
-                && let Some(gave_up) = abort_reason(&plain)
-            {
-                return gave_up;
-            }
-        }
-        std::future::pending().await
     }
 
     /// Tells the peer, sealed, that this side gave up and why, then leaves.

@@ -7,6 +7,7 @@
 //!   join pair_room(a, b), peer b ───▶   ◀─── join pair_room(a, b), peer a
 //!   {"session":7,"kind":"offer","description":…} ──▶
 //!                                 ◀── {"session":7,"kind":"answer","description":…}
+//!   {"session":7,"kind":"candidate","candidate":…} ◀─▶ (each side's, as found)
 //!   ══════ DTLS: each side's certificate must hash to the id the other trusts ══════
 //! ```
 //!
@@ -22,15 +23,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use p2p_signaling::protocol::{ErrorKind, PairKey, RoomId};
 use p2p_signaling::{ClientEvents, Event, SignalingClient};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
-use webrtc::peer_connection::{RTCSdpType, RTCSessionDescription};
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSdpType, RTCSessionDescription};
 
-use super::webrtc_link::{self, Signal};
+use super::webrtc_link::{self, Remote, Signal};
 use super::{Connected, SessionError, SessionOptions};
 use crate::identity::{Identity, PeerId};
 
@@ -49,6 +49,8 @@ struct PairMessage {
     kind: Kind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<RTCSessionDescription>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    candidate: Option<RTCIceCandidateInit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,8 @@ struct PairMessage {
 enum Kind {
     Offer,
     Answer,
+    /// One of the sender's network candidates (trickle ICE).
+    Candidate,
     /// The sender gave up on this session: it refused what it got, or could not connect.
     Refused,
     Failed,
@@ -64,14 +68,43 @@ enum Kind {
 /// Sessions waiting for their next message, by room and number.
 type Routes = Arc<Mutex<HashMap<(RoomId, u64), mpsc::Sender<PairMessage>>>>;
 
-/// A trusted peer's offer, waiting for [`PairSignaling::accept`].
+/// A trusted peer's offer, waiting for [`PairSignaling::accept`]. The session's later messages
+/// (the offerer's candidates) wait in it too; dropping it forgets the session.
 #[derive(Debug)]
 pub struct Incoming {
     /// Who offers (checked when accepted).
     pub peer: PeerId,
-    room: RoomId,
-    message: PairMessage,
+    route: Route,
 }
+
+/// A session's place in [`Routes`] and the messages routed to it; it leaves the routes on drop.
+struct Route {
+    routes: Routes,
+    room: RoomId,
+    session: u64,
+    messages: mpsc::Receiver<PairMessage>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("room", &self.room)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(self.room.clone(), self.session));
+    }
+}
+
+/// Messages one session may have waiting: its description and every candidate of the peer.
+const ROUTE_QUEUE: usize = 80;
 
 /// One host's presence on the signaling server for all its trusted peers.
 pub struct PairSignaling {
@@ -197,19 +230,36 @@ impl PairSignaling {
                 break candidate;
             }
         };
-        let signal = self.signal(*peer, room.clone(), session, None)?;
+        let route = {
+            let mut routes = self.lock_routes();
+            let open = routes.keys().filter(|(r, _)| r == room).count();
+            if open >= MAX_SESSIONS_PER_PEER {
+                return Err(SessionError::Protocol(format!(
+                    "{MAX_SESSIONS_PER_PEER} sessions with {peer} are open already"
+                )));
+            }
+            register(&mut routes, &self.routes, room.clone(), session).0
+        };
+        let signal = self.signal(*peer, route);
         webrtc_link::offer(signal, label, peer.to_string(), &self.options).await
     }
 
     /// Answers an offer from [`PairSignaling::start`]'s receiver.
     pub async fn accept(&self, incoming: Incoming) -> Result<Connected, SessionError> {
-        let Incoming {
-            peer,
-            room,
-            message,
-        } = incoming;
-        let session = message.session;
-        let signal = self.signal(peer, room, session, Some(message))?;
+        let Incoming { peer, route } = incoming;
+        let open = self
+            .lock_routes()
+            .keys()
+            .filter(|(r, _)| r == &route.room)
+            .count();
+        // This session is one of them.
+        if open > MAX_SESSIONS_PER_PEER {
+            let error = SessionError::Protocol(format!(
+                "{MAX_SESSIONS_PER_PEER} sessions with {peer} are open already"
+            ));
+            return Err(self.signal(peer, route).abort(error).await);
+        }
+        let signal = self.signal(peer, route);
         webrtc_link::answer(signal, peer.to_string(), &self.options).await
     }
 
@@ -225,38 +275,32 @@ impl PairSignaling {
         self.routes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn signal(
-        &self,
-        peer: PeerId,
-        room: RoomId,
-        session: u64,
-        first: Option<PairMessage>,
-    ) -> Result<PinnedSignal, SessionError> {
-        let (tx, rx) = mpsc::channel(4);
-        {
-            let mut routes = self.lock_routes();
-            let open = routes.keys().filter(|(r, _)| r == &room).count();
-            if open >= MAX_SESSIONS_PER_PEER {
-                return Err(SessionError::Protocol(format!(
-                    "{MAX_SESSIONS_PER_PEER} sessions with {peer} are open already"
-                )));
-            }
-            routes.insert((room.clone(), session), tx.clone());
-        }
-        if let Some(first) = first {
-            // Room for 4; the route is new, so this cannot fail.
-            let _ = tx.try_send(first);
-        }
-        Ok(PinnedSignal {
+    fn signal(&self, peer: PeerId, route: Route) -> PinnedSignal {
+        PinnedSignal {
             client: self.client.clone(),
-            routes: Arc::clone(&self.routes),
-            room,
-            session,
+            route,
             peer,
-            incoming: rx,
-            timeout: self.options.step_timeout,
-        })
+        }
     }
+}
+
+/// Adds a route for `session` in `room` to `routes` (the locked `shared`); returns it and the
+/// sender its messages go in by.
+fn register(
+    routes: &mut HashMap<(RoomId, u64), mpsc::Sender<PairMessage>>,
+    shared: &Routes,
+    room: RoomId,
+    session: u64,
+) -> (Route, mpsc::Sender<PairMessage>) {
+    let (tx, messages) = mpsc::channel(ROUTE_QUEUE);
+    routes.insert((room.clone(), session), tx.clone());
+    let route = Route {
+        routes: Arc::clone(shared),
+        room,
+        session,
+        messages,
+    };
+    (route, tx)
 }
 
 impl Drop for PairSignaling {
@@ -321,19 +365,26 @@ async fn dispatch(
                     .cloned();
                 match (route, message.kind) {
                     (Some(route), _) => {
-                        let _ = route.try_send(message);
+                        if route.try_send(message).is_err() {
+                            tracing::debug!(%peer, "a session's queue is full; a message dropped");
+                        }
                     }
                     (None, Kind::Offer) => {
-                        let offer = Incoming {
-                            peer: *peer,
-                            room: room.clone(),
-                            message,
-                        };
-                        if let Err(mpsc::error::TrySendError::Full(offer)) =
-                            incoming.try_send(offer)
-                        {
+                        let session = message.session;
+                        // Routed from now on: the offerer's candidates follow at once, before
+                        // the offer is accepted.
+                        let (route, tx) = register(
+                            &mut routes.lock().unwrap_or_else(PoisonError::into_inner),
+                            &routes,
+                            room.clone(),
+                            session,
+                        );
+                        // The queue is new: there is room.
+                        let _ = tx.try_send(message);
+                        let offer = Incoming { peer: *peer, route };
+                        if incoming.try_send(offer).is_err() {
                             tracing::warn!(%peer, "too many offers waiting; refusing one");
-                            refuse(&client, &room, offer.message.session, Kind::Failed).await;
+                            refuse(&client, &room, session, Kind::Failed).await;
                         }
                     }
                     // Late messages of a finished session.
@@ -398,6 +449,7 @@ async fn refuse(client: &SignalingClient, room: &RoomId, session: u64, kind: Kin
         session,
         kind,
         description: None,
+        candidate: None,
     };
     if let Ok(json) = serde_json::to_string(&message) {
         let _ = client.send(room, json).await;
@@ -407,26 +459,15 @@ async fn refuse(client: &SignalingClient, room: &RoomId, session: u64, kind: Kin
 /// One session's [`Signal`]: its messages in the pair room, descriptions pinned to the peer's id.
 struct PinnedSignal {
     client: SignalingClient,
-    routes: Routes,
-    room: RoomId,
-    session: u64,
+    route: Route,
     peer: PeerId,
-    incoming: mpsc::Receiver<PairMessage>,
-    timeout: Duration,
 }
 
 impl PinnedSignal {
-    fn unregister(&self) {
-        self.routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(self.room.clone(), self.session));
-    }
-}
-
-impl Drop for PinnedSignal {
-    fn drop(&mut self) {
-        self.unregister();
+    async fn send(&self, message: &PairMessage) -> Result<(), SessionError> {
+        let json = serde_json::to_string(message)
+            .map_err(|e| SessionError::WebRtc(format!("encoding a message: {e}")))?;
+        Ok(self.client.send(&self.route.room, json).await?)
     }
 }
 
@@ -436,16 +477,31 @@ fn parse_message(payload: &str) -> Result<PairMessage, SessionError> {
         .map_err(|e| SessionError::Protocol(format!("unreadable message in the pair room: {e}")))
 }
 
-/// The description an offer or answer carries, as a session takes it: present, of the `expected`
-/// type, and pinned to `peer` ([`check_fingerprints`]).
-fn pinned_description(
-    message: PairMessage,
-    expected: RTCSdpType,
-    peer: &PeerId,
-) -> Result<RTCSessionDescription, SessionError> {
-    let description = message
-        .description
-        .ok_or_else(|| SessionError::Protocol("a description without its SDP".into()))?;
+/// A pair-room message as a session takes it: an offer or an answer with its description, of
+/// its kind's type and pinned to `peer` ([`check_fingerprints`]); a candidate with its candidate;
+/// or the peer giving up, as the error it stands for.
+fn checked(message: PairMessage, peer: &PeerId) -> Result<Remote, SessionError> {
+    let expected = match message.kind {
+        Kind::Offer => RTCSdpType::Offer,
+        Kind::Answer => RTCSdpType::Answer,
+        Kind::Candidate => {
+            return match (message.candidate, message.description) {
+                (Some(candidate), None) => {
+                    Ok(Remote::Candidate(webrtc_link::check_candidate(candidate)?))
+                }
+                _ => Err(SessionError::Protocol(
+                    "a candidate message without its candidate, or with a description".into(),
+                )),
+            };
+        }
+        Kind::Refused => return Err(SessionError::PeerRefused),
+        Kind::Failed => return Err(SessionError::PeerFailed),
+    };
+    let (Some(description), None) = (message.description, message.candidate) else {
+        return Err(SessionError::Protocol(
+            "a description message without its SDP, or with a candidate".into(),
+        ));
+    };
     if description.sdp_type != expected {
         return Err(SessionError::Protocol(format!(
             "expected an SDP {expected}, got {}",
@@ -453,7 +509,7 @@ fn pinned_description(
         )));
     }
     check_fingerprints(&description.sdp, peer)?;
-    Ok(description)
+    Ok(Remote::Description(Box::new(description)))
 }
 
 /// A pair-room message that [`inspect_pair_message`] accepted.
@@ -462,7 +518,7 @@ fn pinned_description(
 pub struct PairMessageInfo {
     /// The session (connection attempt) it belongs to.
     pub session: u64,
-    /// `"offer"`, `"answer"`, `"refused"` or `"failed"`.
+    /// `"offer"`, `"answer"`, `"candidate"`, `"refused"` or `"failed"`.
     pub kind: &'static str,
 }
 
@@ -478,24 +534,19 @@ pub fn inspect_pair_message(
 ) -> Result<PairMessageInfo, SessionError> {
     let message = parse_message(payload)?;
     let session = message.session;
-    let (kind, sdp_type) = match message.kind {
-        Kind::Offer => ("offer", RTCSdpType::Offer),
-        Kind::Answer => ("answer", RTCSdpType::Answer),
-        Kind::Refused => {
-            return Ok(PairMessageInfo {
-                session,
-                kind: "refused",
-            });
-        }
-        Kind::Failed => {
-            return Ok(PairMessageInfo {
-                session,
-                kind: "failed",
-            });
-        }
+    let kind = match message.kind {
+        Kind::Offer => "offer",
+        Kind::Answer => "answer",
+        Kind::Candidate => "candidate",
+        Kind::Refused => "refused",
+        Kind::Failed => "failed",
     };
-    pinned_description(message, sdp_type, expected)?;
-    Ok(PairMessageInfo { session, kind })
+    match checked(message, expected) {
+        Ok(_) | Err(SessionError::PeerRefused | SessionError::PeerFailed) => {
+            Ok(PairMessageInfo { session, kind })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Checks that every DTLS fingerprint in `sdp` is SHA-256 and names `peer`'s certificate.
@@ -568,42 +619,33 @@ impl Signal for PinnedSignal {
             RTCSdpType::Offer => Kind::Offer,
             _ => Kind::Answer,
         };
-        let message = PairMessage {
-            session: self.session,
+        self.send(&PairMessage {
+            session: self.route.session,
             kind,
             description: Some(description.clone()),
-        };
-        let json = serde_json::to_string(&message)
-            .map_err(|e| SessionError::WebRtc(format!("encoding the description: {e}")))?;
-        Ok(self.client.send(&self.room, json).await?)
+            candidate: None,
+        })
+        .await
     }
 
-    async fn receive_description(
+    async fn send_candidate(
         &mut self,
-        expected: RTCSdpType,
-        doing: &'static str,
-    ) -> Result<RTCSessionDescription, SessionError> {
-        let message = tokio::time::timeout(self.timeout, self.incoming.recv())
-            .await
-            .map_err(|_| SessionError::Timeout(doing))?
-            .ok_or_else(|| SessionError::Protocol("the signaling connection ended".into()))?;
-        match message.kind {
-            Kind::Refused => return Err(SessionError::PeerRefused),
-            Kind::Failed => return Err(SessionError::PeerFailed),
-            _ => {}
-        }
-        pinned_description(message, expected, &self.peer)
+        candidate: &RTCIceCandidateInit,
+    ) -> Result<(), SessionError> {
+        self.send(&PairMessage {
+            session: self.route.session,
+            kind: Kind::Candidate,
+            description: None,
+            candidate: Some(candidate.clone()),
+        })
+        .await
     }
 
-    async fn aborted(&mut self) -> SessionError {
-        while let Some(message) = self.incoming.recv().await {
-            match message.kind {
-                Kind::Refused => return SessionError::PeerRefused,
-                Kind::Failed => return SessionError::PeerFailed,
-                _ => {}
-            }
-        }
-        std::future::pending().await
+    async fn receive(&mut self) -> Result<Remote, SessionError> {
+        let message = self.route.messages.recv().await.ok_or_else(|| {
+            p2p_signaling::ClientError::Closed("the signaling connection ended".into())
+        })?;
+        checked(message, &self.peer)
     }
 
     async fn abort(self, error: SessionError) -> SessionError {
@@ -616,7 +658,7 @@ impl Signal for PinnedSignal {
         if let SessionError::WrongPeer(why) = &error {
             tracing::warn!(peer = %self.peer, "refused a connection in its room: {why}");
         }
-        refuse(&self.client, &self.room, self.session, kind).await;
+        refuse(&self.client, &self.route.room, self.route.session, kind).await;
         error
     }
 

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState, RTCSdpType,
-    RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::tuned_runtime::{SetupDone, TunedRuntime};
@@ -28,7 +28,17 @@ const SCTP_MTU: u32 = 1400;
 /// The data channel's label in one-off transfers.
 pub(super) const LABEL: &str = "p2phost";
 
-/// How the descriptions travel between the peers, and how each side gives up on the other.
+/// What the peer sends through the signaling during the setup.
+#[derive(Debug)]
+pub(super) enum Remote {
+    /// Its offer or answer (boxed: a description is several times a candidate's size).
+    Description(Box<RTCSessionDescription>),
+    /// One of its network candidates, sent as soon as it found it (trickle ICE).
+    Candidate(RTCIceCandidateInit),
+}
+
+/// How descriptions and candidates travel between the peers, and how each side gives up on the
+/// other.
 #[async_trait::async_trait]
 pub(super) trait Signal: Send {
     /// Sends this side's description.
@@ -37,15 +47,15 @@ pub(super) trait Signal: Send {
         description: &RTCSessionDescription,
     ) -> Result<(), SessionError>;
 
-    /// The peer's description, of type `expected`, checked; or why there is none.
-    async fn receive_description(
-        &mut self,
-        expected: RTCSdpType,
-        doing: &'static str,
-    ) -> Result<RTCSessionDescription, SessionError>;
+    /// Sends one of this side's candidates.
+    async fn send_candidate(&mut self, candidate: &RTCIceCandidateInit)
+    -> Result<(), SessionError>;
 
-    /// Resolves when the peer says it gave up; never if it does not.
-    async fn aborted(&mut self) -> SessionError;
+    /// The peer's next message, checked, without a time limit. The peer giving up is an error
+    /// ([`SessionError::PeerRefused`] or [`SessionError::PeerFailed`]); so is the end of the
+    /// signaling ([`SessionError::PeerLeft`] or [`SessionError::Signaling`]), which
+    /// [`ends_signaling_only`] tells apart. Cancel-safe: nothing is lost if the future is dropped.
+    async fn receive(&mut self) -> Result<Remote, SessionError>;
 
     /// Tells the peer that this side gave up and why, and ends; returns `error`.
     async fn abort(self, error: SessionError) -> SessionError;
@@ -54,13 +64,55 @@ pub(super) trait Signal: Send {
     async fn finish(self);
 }
 
-/// A description as JSON, checked for its type.
-pub(super) fn parse_description(
-    json: &[u8],
+/// Whether `error` from [`Signal::receive`] only means that no more will come that way: the peer
+/// left the room (it closes the signaling once its side is connected) or the server went away.
+/// The connection itself may still come up.
+fn ends_signaling_only(error: &SessionError) -> bool {
+    matches!(error, SessionError::PeerLeft | SessionError::Signaling(_))
+}
+
+/// A description as JSON.
+pub(super) fn parse_description(json: &[u8]) -> Result<RTCSessionDescription, SessionError> {
+    serde_json::from_slice(json)
+        .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))
+}
+
+/// A candidate as JSON.
+pub(super) fn parse_candidate(json: &[u8]) -> Result<RTCIceCandidateInit, SessionError> {
+    let candidate: RTCIceCandidateInit = serde_json::from_slice(json)
+        .map_err(|e| SessionError::Protocol(format!("not an ICE candidate: {e}")))?;
+    check_candidate(candidate)
+}
+
+/// `candidate`, if its line is not absurdly long.
+pub(super) fn check_candidate(
+    candidate: RTCIceCandidateInit,
+) -> Result<RTCIceCandidateInit, SessionError> {
+    if candidate.candidate.len() > MAX_CANDIDATE_LEN {
+        return Err(SessionError::Protocol(format!(
+            "an ICE candidate of {} bytes (at most {MAX_CANDIDATE_LEN})",
+            candidate.candidate.len()
+        )));
+    }
+    Ok(candidate)
+}
+
+/// The longest candidate line taken: a real one is under 200 bytes.
+const MAX_CANDIDATE_LEN: usize = 1024;
+
+/// Remote candidates one connection takes; more are ignored. A host has a few per interface and
+/// server; the cap keeps a flood (from a server that forges them, in daemon mode) from making this
+/// host probe many addresses.
+const MAX_REMOTE_CANDIDATES: usize = 64;
+
+/// Local candidates waiting to be sent.
+const LOCAL_CANDIDATE_QUEUE: usize = 64;
+
+/// `description`, if it is of type `expected`.
+fn check_type(
+    description: RTCSessionDescription,
     expected: RTCSdpType,
 ) -> Result<RTCSessionDescription, SessionError> {
-    let description: RTCSessionDescription = serde_json::from_slice(json)
-        .map_err(|e| SessionError::Protocol(format!("not a session description: {e}")))?;
     if description.sdp_type != expected {
         return Err(SessionError::Protocol(format!(
             "expected an SDP {expected}, got {}",
@@ -70,9 +122,26 @@ pub(super) fn parse_description(
     Ok(description)
 }
 
+/// The peer's first message, which must be its description of type `expected`.
+async fn receive_description(
+    signal: &mut impl Signal,
+    expected: RTCSdpType,
+    doing: &'static str,
+    options: &SessionOptions,
+) -> Result<RTCSessionDescription, SessionError> {
+    match tokio::time::timeout(options.step_timeout, signal.receive()).await {
+        Err(_) => Err(SessionError::Timeout(doing)),
+        Ok(Ok(Remote::Description(description))) => check_type(*description, expected),
+        Ok(Ok(Remote::Candidate(_))) => Err(SessionError::Protocol(format!(
+            "a candidate before the SDP {expected}"
+        ))),
+        Ok(Err(e)) => Err(e),
+    }
+}
+
 /// Forwards the connection's events to the session.
 struct Handler {
-    gathered: mpsc::Sender<()>,
+    candidates: mpsc::Sender<RTCIceCandidateInit>,
     failed: mpsc::Sender<()>,
     state: watch::Sender<RTCPeerConnectionState>,
     channels: mpsc::Sender<Arc<dyn DataChannel>>,
@@ -80,9 +149,16 @@ struct Handler {
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.try_send(());
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(mut candidate) => {
+                // Which server found it is this side's business, not the peer's.
+                candidate.url = None;
+                if self.candidates.try_send(candidate).is_err() {
+                    tracing::debug!("too many local candidates waiting; one not sent");
+                }
+            }
+            Err(e) => tracing::debug!("a local candidate that cannot be sent: {e}"),
         }
     }
 
@@ -104,7 +180,7 @@ struct Link {
     peer_connection: Arc<dyn PeerConnection>,
     setup_done: SetupDone,
     state: watch::Receiver<RTCPeerConnectionState>,
-    gathered: mpsc::Receiver<()>,
+    candidates: mpsc::Receiver<RTCIceCandidateInit>,
     failed: mpsc::Receiver<()>,
     channels: mpsc::Receiver<Arc<dyn DataChannel>>,
 }
@@ -114,7 +190,7 @@ fn webrtc_error(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> S
 }
 
 async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
-    let (gathered_tx, gathered) = mpsc::channel(1);
+    let (candidates_tx, candidates) = mpsc::channel(LOCAL_CANDIDATE_QUEUE);
     let (failed_tx, failed) = mpsc::channel(1);
     let (channels_tx, channels) = mpsc::channel(4);
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -155,7 +231,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_setting_engine(settings)
         .with_runtime(Arc::new(runtime))
         .with_handler(Arc::new(Handler {
-            gathered: gathered_tx,
+            candidates: candidates_tx,
             failed: failed_tx,
             state: state_tx,
             channels: channels_tx,
@@ -170,7 +246,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         peer_connection: Arc::new(peer_connection),
         setup_done,
         state,
-        gathered,
+        candidates,
         failed,
         channels,
     })
@@ -225,6 +301,7 @@ impl Link {
         data: Arc<dyn DataChannel>,
         early_messages: Vec<Bytes>,
         verification: String,
+        options: &SessionOptions,
     ) -> Connected {
         self.setup_done.mark();
         signal.finish().await;
@@ -234,6 +311,10 @@ impl Link {
             peer_connection: self.peer_connection,
             state: self.state,
             verification,
+            relay_protocol: options
+                .turn
+                .as_ref()
+                .map_or("udp", |turn| super::path::relay_protocol(&turn.url)),
         }
     }
 
@@ -244,34 +325,170 @@ impl Link {
         let _ = self.peer_connection.close().await;
     }
 
-    /// Sets `description` as the local one and, once ICE gathering is done, sends it (with every
-    /// candidate in it) to the peer.
+    /// Sets `description` as the local one and sends it to the peer at once: the candidates
+    /// follow one by one as they are found ([`Link::exchange`]), so a candidate source that is
+    /// slow or never answers (a STUN server behind a firewall) delays nothing.
     async fn publish(
         &mut self,
         description: RTCSessionDescription,
         signal: &mut impl Signal,
-        options: &SessionOptions,
     ) -> Result<(), SessionError> {
         self.peer_connection
-            .set_local_description(description)
+            .set_local_description(description.clone())
             .await
             .map_err(webrtc_error("setting the local description"))?;
-        let local = self.gathered_description(options).await?;
-        signal.send_description(&local).await
+        signal.send_description(&description).await
     }
 
-    /// Waits for ICE gathering, then returns the local description with every candidate in it.
-    async fn gathered_description(
+    /// Trickles candidates both ways until what `until` names arrives, the connection fails, the
+    /// peer gives up, or `step_timeout` passes. The offering side's wait starts with the answer:
+    /// candidates that come before it are kept until it is applied, and the timeout starts
+    /// again once it is.
+    async fn exchange(
         &mut self,
+        signal: &mut impl Signal,
         options: &SessionOptions,
-    ) -> Result<RTCSessionDescription, SessionError> {
-        tokio::time::timeout(options.step_timeout, self.gathered.recv())
-            .await
-            .map_err(|_| SessionError::Timeout("gathering network candidates"))?;
-        self.peer_connection
-            .local_description()
-            .await
-            .ok_or_else(|| SessionError::WebRtc("no local description after gathering".into()))
+        mut until: Until<'_>,
+    ) -> Result<Arrived, SessionError> {
+        let pc = Arc::clone(&self.peer_connection);
+        let mut sending = true;
+        let mut listening = true;
+        let mut remote_count = 0usize;
+        let mut early_candidates = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + options.step_timeout;
+        loop {
+            tokio::select! {
+                done = until.event() => {
+                    if let Some(done) = done? {
+                        return Ok(done);
+                    }
+                }
+                _ = self.failed.recv() => return Err(no_path()),
+                Some(candidate) = self.candidates.recv(), if sending => {
+                    if let Err(e) = signal.send_candidate(&candidate).await {
+                        // The signaling is gone; the candidates sent so far may be enough.
+                        tracing::debug!("cannot send a local candidate: {e}");
+                        sending = false;
+                    }
+                }
+                remote = signal.receive(), if listening => match remote {
+                    Ok(Remote::Candidate(candidate)) => {
+                        remote_count += 1;
+                        if remote_count > MAX_REMOTE_CANDIDATES {
+                            tracing::debug!("more than {MAX_REMOTE_CANDIDATES} remote candidates; one ignored");
+                        } else if until.waits_for_answer() {
+                            early_candidates.push(candidate);
+                        } else {
+                            add_candidate(&pc, candidate).await;
+                        }
+                    }
+                    Ok(Remote::Description(answer)) if until.waits_for_answer() => {
+                        let answer = check_type(*answer, RTCSdpType::Answer)?;
+                        pc.set_remote_description(answer)
+                            .await
+                            .map_err(webrtc_error("applying the answer"))?;
+                        for candidate in early_candidates.drain(..) {
+                            add_candidate(&pc, candidate).await;
+                        }
+                        until.answered();
+                        deadline = tokio::time::Instant::now() + options.step_timeout;
+                    }
+                    Ok(Remote::Description(_)) => {
+                        return Err(SessionError::Protocol("a second session description".into()));
+                    }
+                    Err(e) if ends_signaling_only(&e) && !until.waits_for_answer() => {
+                        listening = false;
+                    }
+                    Err(e) => return Err(e),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(SessionError::Timeout(until.doing()));
+                }
+            }
+        }
+    }
+}
+
+/// Gives `candidate` to the connection; one it cannot use (an unknown kind, a `.local` name with
+/// no mDNS here) is skipped, as browsers do.
+async fn add_candidate(pc: &Arc<dyn PeerConnection>, candidate: RTCIceCandidateInit) {
+    if let Err(e) = pc.add_ice_candidate(candidate).await {
+        tracing::debug!("a remote candidate skipped: {e}");
+    }
+}
+
+/// What [`Link::exchange`] waits for.
+enum Until<'a> {
+    /// The offering side, before the answer: then its channel to open.
+    Answer(&'a Arc<dyn DataChannel>),
+    /// The offering side: its data channel open. `early` holds what the channel delivered before
+    /// it reported open: webrtc-rs can deliver the peer's first messages ahead of that event.
+    Open {
+        channel: &'a Arc<dyn DataChannel>,
+        early: Vec<Bytes>,
+    },
+    /// The answering side: the offerer's data channel.
+    Channel(&'a mut mpsc::Receiver<Arc<dyn DataChannel>>),
+}
+
+/// What [`Link::exchange`] ends with.
+enum Arrived {
+    /// The offerer's channel is open; the messages that came before.
+    Open(Vec<Bytes>),
+    /// The answerer has the offerer's channel.
+    Channel(Arc<dyn DataChannel>),
+}
+
+impl Until<'_> {
+    fn waits_for_answer(&self) -> bool {
+        matches!(self, Until::Answer(_))
+    }
+
+    fn answered(&mut self) {
+        if let Until::Answer(channel) = *self {
+            *self = Until::Open {
+                channel,
+                early: Vec::new(),
+            };
+        }
+    }
+
+    fn doing(&self) -> &'static str {
+        match self {
+            Until::Answer(_) => "waiting for the answer",
+            Until::Open { .. } => "opening the data channel",
+            Until::Channel(_) => "waiting for the sender's data channel",
+        }
+    }
+
+    /// The next event of what is waited for: `Some` once it is there.
+    async fn event(&mut self) -> Result<Option<Arrived>, SessionError> {
+        match self {
+            Until::Answer(_) => std::future::pending().await,
+            Until::Open { channel, early } => match channel.poll().await {
+                Some(DataChannelEvent::OnOpen) => Ok(Some(Arrived::Open(std::mem::take(early)))),
+                Some(DataChannelEvent::OnMessage(message)) => {
+                    // Counted in messages of up to the largest frame (64 KiB) each.
+                    if early.len() == MAX_EARLY_MESSAGES || message.data.len() > 64 * 1024 {
+                        return Err(SessionError::Protocol(format!(
+                            "more than {MAX_EARLY_MESSAGES} messages, or one over 64 KiB, before the channel opened"
+                        )));
+                    }
+                    early.push(message.data.freeze());
+                    Ok(None)
+                }
+                Some(DataChannelEvent::OnClose) | None => Err(SessionError::WebRtc(
+                    "the data channel closed before opening".into(),
+                )),
+                Some(_) => Ok(None),
+            },
+            Until::Channel(channels) => match channels.recv().await {
+                Some(channel) => Ok(Some(Arrived::Channel(channel))),
+                None => Err(SessionError::WebRtc(
+                    "the connection ended before a data channel".into(),
+                )),
+            },
+        }
     }
 }
 
@@ -286,43 +503,6 @@ fn no_path() -> SessionError {
 /// messages, a handful.
 const MAX_EARLY_MESSAGES: usize = 64;
 
-/// Waits until `channel` reports open, or the connection fails. Returns the messages that arrived
-/// before the open event: webrtc-rs can deliver the peer's first messages ahead of it.
-async fn wait_open(
-    link: &mut Link,
-    channel: &Arc<dyn DataChannel>,
-    options: &SessionOptions,
-) -> Result<Vec<Bytes>, SessionError> {
-    let mut early = Vec::new();
-    let open = async {
-        loop {
-            tokio::select! {
-                event = channel.poll() => match event {
-                    Some(DataChannelEvent::OnOpen) => return Ok(()),
-                    Some(DataChannelEvent::OnMessage(message)) => {
-                        // Counted in messages of up to the largest frame (64 KiB) each.
-                        if early.len() == MAX_EARLY_MESSAGES || message.data.len() > 64 * 1024 {
-                            return Err(SessionError::Protocol(format!(
-                                "more than {MAX_EARLY_MESSAGES} messages, or one over 64 KiB, before the channel opened"
-                            )));
-                        }
-                        early.push(message.data.freeze());
-                    }
-                    Some(DataChannelEvent::OnClose) | None => {
-                        return Err(SessionError::WebRtc("the data channel closed before opening".into()));
-                    }
-                    Some(_) => {}
-                },
-                _ = link.failed.recv() => return Err(no_path()),
-            }
-        }
-    };
-    tokio::time::timeout(options.step_timeout, open)
-        .await
-        .map_err(|_| SessionError::Timeout("opening the data channel"))??;
-    Ok(early)
-}
-
 /// The offering side.
 pub(super) async fn offer(
     mut signal: impl Signal,
@@ -335,7 +515,9 @@ pub(super) async fn offer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match offer_steps(&mut link, &mut signal, label, options).await {
-        Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
+        Ok((data, early)) => Ok(link
+            .connected(signal, data, early, verification, options)
+            .await),
         Err(e) => {
             link.discard().await;
             // The answerer waits for the data channel: tell it none will come, and why.
@@ -360,15 +542,13 @@ async fn offer_steps(
         .create_offer(None)
         .await
         .map_err(webrtc_error("creating the offer"))?;
-    link.publish(offer, signal, options).await?;
-    let answer = signal
-        .receive_description(RTCSdpType::Answer, "waiting for the answer")
-        .await?;
-    pc.set_remote_description(answer)
-        .await
-        .map_err(webrtc_error("applying the answer"))?;
-    let early = wait_open(link, &data, options).await?;
-    Ok((data, early))
+    link.publish(offer, signal).await?;
+    match link.exchange(signal, options, Until::Answer(&data)).await? {
+        Arrived::Open(early) => Ok((data, early)),
+        Arrived::Channel(_) => Err(SessionError::WebRtc(
+            "the answering side opened a data channel".into(),
+        )),
+    }
 }
 
 /// The answering side.
@@ -378,9 +558,13 @@ pub(super) async fn answer(
     options: &SessionOptions,
 ) -> Result<Connected, SessionError> {
     // The connection is built once the offer is here: no sockets and timers while waiting.
-    let offer = match signal
-        .receive_description(RTCSdpType::Offer, "waiting for the offer")
-        .await
+    let offer = match receive_description(
+        &mut signal,
+        RTCSdpType::Offer,
+        "waiting for the offer",
+        options,
+    )
+    .await
     {
         Ok(offer) => offer,
         Err(e) => return Err(signal.abort(e).await),
@@ -390,7 +574,9 @@ pub(super) async fn answer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match answer_steps(&mut link, offer, &mut signal, options).await {
-        Ok(data) => Ok(link.connected(signal, data, Vec::new(), verification).await),
+        Ok(data) => Ok(link
+            .connected(signal, data, Vec::new(), verification, options)
+            .await),
         Err(e) => {
             link.discard().await;
             Err(signal.abort(e).await)
@@ -412,16 +598,17 @@ async fn answer_steps(
         .create_answer(None)
         .await
         .map_err(webrtc_error("creating the answer"))?;
-    link.publish(answer, signal, options).await?;
-    let arrival = link.channels.recv();
-    // An offerer that refuses the answer (tampering) or fails says so: stop now rather than
-    // after the timeout.
-    tokio::select! {
-        data = tokio::time::timeout(options.step_timeout, arrival) => data
-            .map_err(|_| SessionError::Timeout("waiting for the sender's data channel"))?
-            .ok_or_else(|| SessionError::WebRtc("the connection ended before a data channel".into())),
-        gave_up = signal.aborted() => Err(gave_up),
-        _ = link.failed.recv() => Err(no_path()),
+    link.publish(answer, signal).await?;
+    // The channels receiver moves out for the wait, as the loop borrows the rest of the link.
+    let (_, placeholder) = mpsc::channel(1);
+    let mut channels = std::mem::replace(&mut link.channels, placeholder);
+    let arrived = link
+        .exchange(signal, options, Until::Channel(&mut channels))
+        .await;
+    link.channels = channels;
+    match arrived? {
+        Arrived::Channel(data) => Ok(data),
+        Arrived::Open(_) => Err(SessionError::WebRtc("no data channel".into())),
     }
 }
 

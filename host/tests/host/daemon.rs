@@ -558,7 +558,17 @@ async fn a_scripts_route_keeps_files_here_or_sends_them() {
         a.log_text()
     );
     assert!(a.log_text().contains("secrets stay"), "{}", a.log_text());
-    assert_eq!(a.status().await.map(|s| s.queued), Some(0));
+    let status = a.status().await.unwrap();
+    assert_eq!(status.queued, 0);
+    // `status` tells how the last connection with the peer went: on loopback, directly.
+    let peer = &status.peers[0];
+    assert_eq!(peer.path_kind.as_deref(), Some("direct"), "{status:?}");
+    assert!(
+        peer.path
+            .as_deref()
+            .is_some_and(|p| p.starts_with("directly (udp")),
+        "{status:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

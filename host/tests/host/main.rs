@@ -26,3 +26,4 @@ mod tamper;
 mod tamper_proxy;
 mod trusted;
 mod turn;
+mod unreachable_servers;

@@ -219,6 +219,14 @@ impl Observer for Console {
         }
     }
 
+    fn path(&mut self, path: &p2phost::session::NetworkPath) {
+        self.say(
+            json!({"event": "path", "path": path.kind(), "local": path.local,
+                "remote": path.remote, "protocol": path.protocol, "relay": path.relay}),
+            || format!("connected {path}"),
+        );
+    }
+
     fn offer(&mut self, offer: &ValidManifest) -> Result<(), String> {
         self.say(
             json!({"event": "offer", "files": offer.files.len(), "bytes": offer.total_bytes}),

@@ -84,10 +84,14 @@ pub(crate) async fn status(path: Option<PathBuf>, json: bool) -> anyhow::Result<
     println!("queued:    {} files", status.queued);
     for peer in &status.peers {
         println!(
-            "peer {}: {}, {} queued",
+            "peer {}: {}, {} queued{}",
             peer.name,
             if peer.online { "online" } else { "offline" },
-            peer.queued
+            peer.queued,
+            peer.path
+                .as_ref()
+                .map(|path| format!(", last connected {path}"))
+                .unwrap_or_default()
         );
     }
     for folder in &status.folders {

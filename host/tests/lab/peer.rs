@@ -46,12 +46,14 @@ impl Side<'_> {
     }
 }
 
-/// The `path` event p2phost prints with `--json` once connected, as it reported it:
-/// `direct`/`relay`, with local and remote candidate types and the protocol.
+/// The `path` event p2phost prints with `--json` once connected: `direct` or `relay`, the local
+/// and remote candidate types (`host`, `srflx`, `prflx`, `relay`) and the protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reported {
     pub path: String,
-    pub detail: String,
+    pub local: String,
+    pub remote: String,
+    pub protocol: String,
 }
 
 impl Reported {
@@ -60,14 +62,20 @@ impl Reported {
         let text = |key: &str| event[key].as_str().unwrap_or("?").to_owned();
         Some(Self {
             path: text("path"),
-            detail: format!(
-                "{} {}→{} {}",
-                text("path"),
-                text("local"),
-                text("remote"),
-                text("protocol")
-            ),
+            local: text("local"),
+            remote: text("remote"),
+            protocol: text("protocol"),
         })
+    }
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}→{} {}",
+            self.path, self.local, self.remote, self.protocol
+        )
     }
 }
 
@@ -86,8 +94,7 @@ impl Transfer {
         self.sender.code == Some(0) && self.receiver.code == Some(0)
     }
 
-    /// What each side reported as its path, if it said (the event is new: older builds print
-    /// none).
+    /// What each side reported as its path, if it said.
     pub fn reported(&self) -> (Option<Reported>, Option<Reported>) {
         (Reported::from(&self.sender), Reported::from(&self.receiver))
     }

@@ -235,15 +235,19 @@ fn check(
             expected.name()
         ));
     }
-    // p2phost's own report, when it makes one, must agree with the wire on both sides: the
+    // p2phost's own report (its `path` event) must agree with the wire on both sides: the
     // path; UDP, except to a relay from behind a firewall that drops UDP (TCP); and host
     // candidates on both ends inside one LAN.
     let sides = [
-        (cell.sender, &sent_report),
-        (cell.receiver, &received_report),
+        ("sender", cell.sender, &sent_report),
+        ("receiver", cell.receiver, &received_report),
     ];
-    for (kind, report) in sides {
-        let Some(report) = report else { continue };
+    for (side, kind, report) in sides {
+        let Some(report) = report else {
+            return Err(format!(
+                "the {side} printed no path event once connected (reported: {reported})"
+            ));
+        };
         let protocol = if kind == UdpBlocked { "tcp" } else { "udp" };
         let lan = kind != SameLan || (report.local == "host" && report.remote == "host");
         if report.path != expected.name() || report.protocol != protocol || !lan {

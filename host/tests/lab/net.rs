@@ -15,9 +15,22 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// `p2plab-PID-N`: a fresh prefix for one lab. The pid keeps two test runs apart, N two labs of
-/// one run (tests run in parallel threads).
+/// one run (tests run in parallel threads). The first call also deletes the namespaces of runs
+/// that were killed before they could clean up: those whose pid no longer runs.
 pub fn unique_prefix() -> String {
     static LABS: AtomicUsize = AtomicUsize::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let listed = run(Command::new("ip").args(["netns", "list"])).unwrap_or_default();
+        for name in listed.lines().filter_map(|l| l.split_whitespace().next()) {
+            let pid = name
+                .strip_prefix("p2plab-")
+                .and_then(|r| r.split('-').next());
+            if pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = run(Command::new("ip").args(["netns", "del", name]));
+            }
+        }
+    });
     format!(
         "p2plab-{}-{}",
         std::process::id(),

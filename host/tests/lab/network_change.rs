@@ -158,3 +158,52 @@ fn a_daemon_pair_recovers_when_a_routers_public_address_changes() {
          later; then one from a took {from_a:.1} s"
     );
 }
+
+/// Fails today, so it does not run by default (`--ignored` runs it): the daemon never notices
+/// that its signaling connection died. Its client pings the server every 40 s but expects no
+/// pong, and a write into a dead TCP connection succeeds, so only the kernel giving up on the
+/// connection (about 15 minutes of retransmissions) would tell it; meanwhile the server drops it
+/// as idle after 120 s and its peer's offers go nowhere.
+#[test]
+#[ignore = "the daemon does not notice its dead signaling connection (no pong deadline)"]
+fn a_daemon_pair_recovers_when_a_host_moves_to_a_new_address() {
+    if !crate::can_build_lab("a_daemon_pair_recovers_when_a_host_moves_to_a_new_address") {
+        return;
+    }
+    let pair = Pair::start();
+    // A laptop that joins another network: its own address changes (here on the same LAN, so
+    // the test needs no second site). Its connections from the old address are dead, and no
+    // reset comes back to tell it: packets from an address it no longer has never leave.
+    let host = &pair.site_a.hosts[0];
+    let old = host
+        .command("ip")
+        .args(["-4", "-o", "addr", "show", "dev", "eth0"])
+        .output()
+        .unwrap();
+    let old = String::from_utf8_lossy(&old.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("10.13."))
+        .unwrap()
+        .to_owned();
+    let new = old.replacen(".2/24", ".9/24", 1);
+    host.ip(&["addr", "del", &old, "dev", "eth0"]);
+    host.ip(&["addr", "add", &new, "dev", "eth0"]);
+    // The default route went with the old address.
+    host.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        &new.replacen(".9/24", ".1", 1),
+    ]);
+    let changed = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let to_a = random_file(&dir.path().join("to-a.bin"), 1 << 20);
+    let to_a = pair.send(&pair.b, &pair.a, "to-a.bin", &to_a, changed);
+    let from_a = random_file(&dir.path().join("from-a.bin"), 1 << 20);
+    let from_a = pair.send(&pair.a, &pair.b, "from-a.bin", &from_a, Instant::now());
+    eprintln!(
+        "\nhost address {old} → {new}: a file dropped at b at once arrived at a {to_a:.1} s \
+         later; then one from a took {from_a:.1} s"
+    );
+}

@@ -3,8 +3,8 @@
 //! with pings; there is no reconnecting.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +15,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::protocol::{
     AdvertisedLimits, ClientMessage, ErrorKind, HostHash, Nonce, PROTOCOL_VERSION, PairKey,
-    ProofError, RoomId, ServerMessage, encode_host,
+    ProofError, RoomId, ServerMessage, TurnCredentials, encode_host,
 };
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -139,6 +139,8 @@ pub struct SignalingClient {
     limits: AdvertisedLimits,
     /// The server's nonce for this connection, which pair-room proofs sign.
     nonce: Option<Nonce>,
+    /// The TURN credentials of the server's latest `allocated` or `joined`, if it gave any.
+    turn: Arc<Mutex<Option<TurnCredentials>>>,
 }
 
 /// The events of a [`SignalingClient`], in the order the server sent them.
@@ -204,6 +206,7 @@ impl SignalingClient {
             next_id: Arc::new(AtomicU64::new(1)),
             limits,
             nonce,
+            turn: Arc::default(),
         };
         Ok((client, ClientEvents { events }))
     }
@@ -220,7 +223,10 @@ impl SignalingClient {
             .request(ClientMessage::Allocate { id: Some(id) }, id)
             .await?
         {
-            ServerMessage::Allocated { room, .. } => Ok(room),
+            ServerMessage::Allocated { room, turn, .. } => {
+                self.keep_turn(turn);
+                Ok(room)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -234,8 +240,32 @@ impl SignalingClient {
             peer: None,
         };
         match self.request(message, id).await? {
-            ServerMessage::Joined { members, .. } => Ok(members),
+            ServerMessage::Joined { members, turn, .. } => {
+                self.keep_turn(turn);
+                Ok(members)
+            }
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The TURN relay and short-lived credentials the server gave with its latest answer to
+    /// [`SignalingClient::allocate`], [`SignalingClient::join`] or
+    /// [`SignalingClient::join_pair`]; `None` if it gave none (it knows no relay, or is older).
+    pub fn turn_credentials(&self) -> Option<TurnCredentials> {
+        self.turn.lock().ok()?.clone()
+    }
+
+    /// Keeps credentials from a reply; ones out of all proportion are left out.
+    fn keep_turn(&self, turn: Option<Box<TurnCredentials>>) {
+        let Some(turn) = turn else {
+            return;
+        };
+        if !turn.is_reasonable() {
+            tracing::warn!("the signaling server sent unusable TURN credentials; left out");
+            return;
+        }
+        if let Ok(mut kept) = self.turn.lock() {
+            *kept = Some(*turn);
         }
     }
 
@@ -274,7 +304,10 @@ impl SignalingClient {
             peer: Some(encode_host(peer)),
         };
         match self.request(message, id).await? {
-            ServerMessage::Joined { members, .. } => Ok(members),
+            ServerMessage::Joined { members, turn, .. } => {
+                self.keep_turn(turn);
+                Ok(members)
+            }
             other => Err(unexpected(&other)),
         }
     }

@@ -22,6 +22,39 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// The bounds on connections and rooms.
     pub limits: Limits,
+    /// A TURN relay to hand clients short-lived credentials for; none when absent.
+    pub turn: Option<TurnConfig>,
+}
+
+/// The `[turn]` table: a TURN deployment (coturn with `use-auth-secret` and the same
+/// `static-auth-secret`) whose credentials each client gets when it joins a room.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// The relay's URLs, as clients should use them: `turn:HOST:3478`,
+    /// `turn:HOST:3478?transport=tcp`, `turns:HOST:5349`.
+    pub urls: Vec<String>,
+    /// The secret shared with the relay (coturn's `static-auth-secret`).
+    pub secret: String,
+    /// How long credentials stay good, in seconds: long enough for a sender to wait for its
+    /// receiver and for the transfer (the relay refuses refreshes once they expire).
+    #[serde(default = "default_turn_ttl")]
+    pub ttl_secs: u64,
+}
+
+/// A day, as coturn's documentation suggests for its REST credentials.
+fn default_turn_ttl() -> u64 {
+    86_400
+}
+
+impl std::fmt::Debug for TurnConfig {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The `[stun]` table.
@@ -80,6 +113,7 @@ impl Default for ServerConfig {
             stun: StunConfig::default(),
             tls: None,
             limits: Limits::default(),
+            turn: None,
         }
     }
 }
@@ -201,10 +235,46 @@ impl ServerConfig {
                 "limits.max_queued_frames is over 1048576".into(),
             ));
         }
+        if let Some(turn) = &self.turn {
+            turn.validate()?;
+        }
         if l.max_frame_bytes > 16 * 1024 * 1024 {
             return Err(ConfigError::Invalid(
                 "limits.max_frame_bytes is over 16 MiB; signaling frames are small".into(),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl TurnConfig {
+    /// Refuses a `[turn]` table clients could not use.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::protocol::turn_credentials::{MAX_TURN_FIELD, MAX_TURN_URLS};
+        if self.urls.is_empty() || self.urls.len() > MAX_TURN_URLS {
+            return Err(ConfigError::Invalid(format!(
+                "turn.urls needs 1 to {MAX_TURN_URLS} URLs, like [\"turn:turn.example.org:3478\"]"
+            )));
+        }
+        for url in &self.urls {
+            let scheme_ok = url.starts_with("turn:") || url.starts_with("turns:");
+            if !scheme_ok || url.len() > MAX_TURN_FIELD || url.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid(format!(
+                    "turn.urls: {url:?} is not a TURN URL like turn:HOST:3478, \
+                     turn:HOST:3478?transport=tcp or turns:HOST:5349"
+                )));
+            }
+        }
+        if self.secret.is_empty() {
+            return Err(ConfigError::Invalid(
+                "turn.secret is empty; use coturn's static-auth-secret".into(),
+            ));
+        }
+        if self.ttl_secs == 0 || self.ttl_secs > 7 * 24 * 3600 {
+            return Err(ConfigError::Invalid(format!(
+                "turn.ttl_secs is {}; use 1 to 604800 (a week)",
+                self.ttl_secs
+            )));
         }
         Ok(())
     }
@@ -248,6 +318,43 @@ mod tests {
         assert_eq!(config.limits.max_nameplate_joins_per_min, 5);
         assert_eq!(config.stun.max_requests_per_sec, 7);
         assert_eq!(config.tls.map(|t| t.key), Some(PathBuf::from("key.pem")));
+    }
+
+    #[test]
+    fn reads_the_turn_table_and_refuses_a_useless_one() {
+        let config = ServerConfig::from_toml(
+            "[turn]\nurls = [\"turn:t.example:3478\", \"turns:t.example:5349\"]\nsecret = \"s3cret\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let turn = config.turn.unwrap_or_else(|| panic!("no [turn]"));
+        assert_eq!(turn.ttl_secs, 86_400);
+        assert!(!format!("{turn:?}").contains("s3cret"));
+        for (text, key) in [
+            ("[turn]\nurls = []\nsecret = \"s\"\n", "turn.urls"),
+            (
+                "[turn]\nurls = [\"http://x\"]\nsecret = \"s\"\n",
+                "turn.urls",
+            ),
+            (
+                "[turn]\nurls = [\"turn:x\"]\nsecret = \"\"\n",
+                "turn.secret",
+            ),
+            (
+                "[turn]\nurls = [\"turn:x\"]\nsecret = \"s\"\nttl_secs = 0\n",
+                "turn.ttl_secs",
+            ),
+            ("[turn]\nurls = [\"turn:x\"]\n", "secret"),
+            (
+                "[turn]\nurls = [\"turn:x\"]\nsecret = \"s\"\nttl = 5\n",
+                "ttl",
+            ),
+        ] {
+            let err = ServerConfig::from_toml(text).err().map(|e| e.to_string());
+            assert!(
+                err.as_ref().is_some_and(|e| e.contains(key)),
+                "{text}: {err:?}"
+            );
+        }
     }
 
     #[test]

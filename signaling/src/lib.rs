@@ -65,5 +65,5 @@ pub mod server;
 pub mod stun;
 
 pub use client::{ClientError, ClientEvents, ClientOptions, Event, SignalingClient};
-pub use config::ServerConfig;
+pub use config::{ServerConfig, TurnConfig};
 pub use server::{ServerError, SignalingServer};

@@ -275,10 +275,12 @@ pub async fn run(
     let session = SessionOptions {
         signaling_url: url.clone(),
         ice_servers: vec![stun],
-        turn: None,
         bind: vec!["0.0.0.0:0".into()],
         step_timeout: Duration::from_secs(30),
         identity: Some(identity.clone()),
+        // Trusted peers meet in pair rooms on a server; LAN mode (off by default) is for
+        // one-off transfers.
+        ..SessionOptions::default()
     };
     let router = Router::new(&config);
     let shared = Arc::new(Shared {

@@ -84,6 +84,8 @@ impl OneshotError {
                 | SessionError::PeerRefused,
             ) => 3,
             Self::Refused(_) | Self::Transfer(TransferError::Declined(_)) => 4,
+            // --relay-only with no relay from the flags or the server: a usage error.
+            Self::Session(SessionError::NoRelay) => 2,
             // Data that does not match the offer is the peer's fault, not the disk's.
             Self::Store(
                 StoreError::Corrupt { .. }
@@ -131,6 +133,7 @@ impl OneshotError {
     /// A short machine-readable name, for `--json`.
     pub fn kind(&self) -> &'static str {
         match self.exit_code() {
+            2 => "usage",
             3 => "wrong_code",
             4 => "refused",
             5 => "io",

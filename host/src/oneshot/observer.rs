@@ -17,6 +17,10 @@ pub trait Observer {
     /// The sender's code, as soon as there is one.
     fn code(&mut self, _code: &TransferCode) {}
 
+    /// The signaling server could not be reached (`why`): the sender serves signaling itself
+    /// and announces it on the local network (LAN mode). Called before [`Observer::code`].
+    fn lan_mode(&mut self, _why: &str) {}
+
     /// The sender has hashed its `files` (`bytes` in all) and can make its offer.
     fn offer_ready(&mut self, _files: usize, _bytes: u64) {}
 

@@ -74,6 +74,9 @@ pub async fn send(
         () = cancel.cancelled() => return Err(OneshotError::Cancelled),
         opened = opening => opened?,
     };
+    if let Some(why) = rendezvous.on_local_network() {
+        observer.lan_mode(why);
+    }
     observer.code(rendezvous.code());
     let connecting = rendezvous.connect();
     tokio::pin!(connecting);

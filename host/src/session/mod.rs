@@ -20,21 +20,25 @@
 //! (trickle ICE), so the first working pair connects even while a STUN or TURN server that does
 //! not answer is still being asked.
 
+mod lan;
 mod path;
 mod sealed_signal;
 mod trusted;
 mod tuned_runtime;
+pub mod turn_framing;
+mod turn_stream;
 mod webrtc_link;
 
-pub use path::{NetworkPath, network_path, relay_protocol};
+pub use path::{NetworkPath, relay_protocol};
 pub use trusted::{Incoming, PairMessageInfo, PairSignaling, inspect_pair_message, pair_room};
+pub use turn_stream::check_turn_url;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p2p_signaling::protocol::RoomId;
+use p2p_signaling::protocol::{RoomId, TurnCredentials};
 use p2p_signaling::{ClientError, ClientEvents, ClientOptions, Event, SignalingClient};
 use webrtc::data_channel::DataChannel;
 use webrtc::peer_connection::PeerConnection;
@@ -50,12 +54,21 @@ pub struct SessionOptions {
     pub ice_servers: Vec<String>,
     /// A TURN relay, the fallback when no direct path works.
     pub turn: Option<TurnServer>,
+    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
+    /// path is tried. Needs a TURN relay: `turn`, or one the signaling server hands out.
+    pub relay_only: bool,
+    /// The certificates to trust for `turns:` servers (a private CA); the Mozilla roots, as for
+    /// `wss://`, when empty.
+    pub turn_ca: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// Local UDP addresses to gather candidates on (`0.0.0.0:0` for every interface).
     pub bind: Vec<String>,
     /// How long each step may take: reaching the server, the peer's arrival excepted.
     pub step_timeout: Duration,
     /// This host's persistent certificate (daemon mode); a fresh one per connection if `None`.
     pub identity: Option<crate::identity::Identity>,
+    /// LAN mode: when the signaling server cannot be reached, a sender serves signaling itself
+    /// and announces it on the local network over mDNS, and a receiver looks for it there.
+    pub lan: bool,
 }
 
 impl Default for SessionOptions {
@@ -64,34 +77,70 @@ impl Default for SessionOptions {
             signaling_url: "ws://127.0.0.1:8787".into(),
             ice_servers: Vec::new(),
             turn: None,
+            relay_only: false,
+            turn_ca: Vec::new(),
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
+            lan: false,
         }
+    }
+}
+
+impl SessionOptions {
+    /// These options with the TURN relay the signaling server handed out (`offered`), unless
+    /// they name one already (flags and config override the server). `Err` when only relayed
+    /// paths are allowed and there is no relay either way.
+    fn with_offered_turn(&self, offered: Option<TurnCredentials>) -> Result<Self, SessionError> {
+        let mut options = self.clone();
+        if options.turn.is_none()
+            && let Some(offered) = offered
+        {
+            let urls: Vec<String> = offered
+                .urls
+                .into_iter()
+                .filter(|url| match check_turn_url(url) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("the signaling server's TURN relay {url:?} left out: {e}");
+                        false
+                    }
+                })
+                .collect();
+            if !urls.is_empty() {
+                tracing::debug!(?urls, "TURN relay from the signaling server");
+                options.turn = Some(TurnServer {
+                    urls,
+                    username: offered.username,
+                    password: offered.credential,
+                });
+            }
+        }
+        if options.relay_only && options.turn.is_none() {
+            return Err(SessionError::NoRelay);
+        }
+        Ok(options)
     }
 }
 
 /// A TURN relay and its long-term credentials.
 #[derive(Clone)]
 pub struct TurnServer {
-    /// Like `turn:turn.example.org:3478`.
-    pub url: String,
+    /// Its URLs, like `turn:turn.example.org:3478`, `turn:turn.example.org:3478?transport=tcp`
+    /// or `turns:turn.example.org:5349` (TCP and TLS go through [`turn_stream`]).
+    pub urls: Vec<String>,
     /// The TURN user name.
     pub username: String,
     /// The TURN password.
     pub password: String,
-    /// Use only relayed candidates: the peers never learn each other's addresses, and no direct
-    /// path is tried.
-    pub relay_only: bool,
 }
 
 impl std::fmt::Debug for TurnServer {
     // The password stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TurnServer")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("username", &self.username)
-            .field("relay_only", &self.relay_only)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +184,36 @@ pub enum SessionError {
     /// A step took too long.
     #[error("timed out while {0}")]
     Timeout(&'static str),
+    /// LAN mode could not be set up.
+    #[error("LAN mode: {0}")]
+    Lan(String),
+    /// No signaling server, and no sender on the local network with this nameplate.
+    #[error(
+        "{server}, and no sender with code {nameplate}-… on this network (LAN mode): is the code \
+         right and the sender on this network? Another server: --server URL or P2PHOST_SERVER"
+    )]
+    NotOnLan {
+        /// Why the server could not be reached.
+        server: ClientError,
+        /// The code's nameplate.
+        nameplate: u32,
+    },
+    /// A TURN relay could not be used, and no connection came about without it.
+    #[error("the TURN relay {url} could not be used: {cause}; so: {then}")]
+    Relay {
+        /// The relay's URL.
+        url: String,
+        /// Why it could not be used.
+        cause: String,
+        /// What then failed.
+        then: Box<Self>,
+    },
+    /// Only relayed paths are allowed, and there is no relay.
+    #[error(
+        "--relay-only needs a TURN relay: give one with --turn URL, or use a signaling server that \
+         hands out TURN credentials ([turn] in p2p-signal's config)"
+    )]
+    NoRelay,
 }
 
 /// A working link to the peer.
@@ -150,14 +229,14 @@ pub struct Connected {
     pub state: tokio::sync::watch::Receiver<webrtc::peer_connection::RTCPeerConnectionState>,
     /// The verification string both sides can compare (`--verify`).
     pub verification: String,
-    /// How this side reaches its TURN server, if it uses one: `udp`, `tcp` or `tls`.
-    pub relay_protocol: &'static str,
+    /// The TURN URL each of this side's relayed candidates came from.
+    relays: path::RelayUrls,
 }
 
 impl Connected {
     /// The network path the connection uses now; `None` if ICE has not said.
     pub async fn path(&self) -> Option<NetworkPath> {
-        network_path(&self.peer_connection, self.relay_protocol).await
+        path::network_path(&self.peer_connection, &self.relays).await
     }
 }
 
@@ -178,13 +257,26 @@ pub struct SenderRendezvous {
     options: SessionOptions,
     /// The receiver joined first (possible with a code chosen by the user).
     peer_present: bool,
+    /// In LAN mode, this sender's own signaling server, announced on the network, and why the
+    /// configured server was not used.
+    lan: Option<(lan::LanServer, String)>,
 }
 
 impl SenderRendezvous {
     /// Connects to the signaling server, takes a nameplate and makes a code with `words` words.
     pub async fn open(options: SessionOptions, words: usize) -> Result<Self, SessionError> {
-        let (client, events) = connect(&options).await?;
+        let (client, events) = match connect(&options).await {
+            Err(SessionError::Unreachable(why)) if options.lan => {
+                tracing::info!("{why}: LAN mode");
+                let code = TransferCode::generate(lan::lan_nameplate(), words).map_err(|e| {
+                    SessionError::Protocol(format!("cannot make a code of {words} words: {e}"))
+                })?;
+                return Self::on_lan(options, code, why).await;
+            }
+            connected => connected?,
+        };
         let room = client.allocate().await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         let nameplate = room.nameplate_number().ok_or_else(|| {
             SessionError::Protocol(format!("the server allocated {room}, not a number"))
         })?;
@@ -194,15 +286,47 @@ impl SenderRendezvous {
         Ok(Self::waiting(client, events, room, code, options, 1))
     }
 
+    /// LAN mode: serves signaling here, announced for `code`'s nameplate, and waits in its room.
+    async fn on_lan(
+        options: SessionOptions,
+        code: TransferCode,
+        why: ClientError,
+    ) -> Result<Self, SessionError> {
+        let server = lan::LanServer::start(code.nameplate()).await?;
+        let local = SessionOptions {
+            signaling_url: server.url().to_owned(),
+            ..options.clone()
+        };
+        let (client, events) = connect(&local).await?;
+        let room = RoomId::nameplate(code.nameplate());
+        let members = client.join(&room).await?;
+        let mut rendezvous = Self::waiting(client, events, room, code, options, members);
+        rendezvous.lan = Some((server, why.to_string()));
+        Ok(rendezvous)
+    }
+
+    /// In LAN mode (this sender serves signaling itself on the local network), why the
+    /// configured server was not used.
+    pub fn on_local_network(&self) -> Option<&str> {
+        self.lan.as_ref().map(|(_, why)| why.as_str())
+    }
+
     /// Like [`SenderRendezvous::open`], with a code the user chose: joins its nameplate's room,
     /// where the receiver may be waiting already.
     pub async fn with_code(
         options: SessionOptions,
         code: TransferCode,
     ) -> Result<Self, SessionError> {
-        let (client, events) = connect(&options).await?;
+        let (client, events) = match connect(&options).await {
+            Err(SessionError::Unreachable(why)) if options.lan => {
+                tracing::info!("{why}: LAN mode");
+                return Self::on_lan(options, code, why).await;
+            }
+            connected => connected?,
+        };
         let room = RoomId::nameplate(code.nameplate());
         let members = client.join(&room).await?;
+        let options = options.with_offered_turn(client.turn_credentials())?;
         Ok(Self::waiting(client, events, room, code, options, members))
     }
 
@@ -222,6 +346,7 @@ impl SenderRendezvous {
             code,
             options,
             peer_present: members >= 2,
+            lan: None,
         }
     }
 
@@ -232,6 +357,9 @@ impl SenderRendezvous {
 
     /// Waits for the receiver (without a time limit), then authenticates and connects.
     pub async fn connect(mut self) -> Result<Connected, SessionError> {
+        // In LAN mode the receiver's signaling runs through this host's server: it stays up
+        // until the connection is made (or not).
+        let _lan = self.lan.take();
         while !self.peer_present {
             match self.events.next().await {
                 Some(Event::PeerJoined { .. }) => self.peer_present = true,
@@ -254,7 +382,10 @@ impl SenderRendezvous {
         };
         let verification = keys.verification().to_owned();
         let signal = sealed_signal::SealedSignal::new(channel, keys);
-        webrtc_link::offer(signal, webrtc_link::LABEL, verification, &self.options).await
+        turn_stream::connect_through(&self.options, |options| async move {
+            webrtc_link::offer(signal, webrtc_link::LABEL, verification, &options).await
+        })
+        .await
     }
 }
 
@@ -263,9 +394,26 @@ pub async fn receive(
     options: SessionOptions,
     code: &TransferCode,
 ) -> Result<Connected, SessionError> {
-    let (client, mut events) = connect(&options).await?;
+    let (client, mut events) = match connect(&options).await {
+        Err(SessionError::Unreachable(why)) if options.lan => {
+            tracing::info!("{why}: looking for the sender on the local network");
+            let Some(url) = lan::find(code.nameplate(), lan::SEARCH_TIME).await? else {
+                return Err(SessionError::NotOnLan {
+                    server: why,
+                    nameplate: code.nameplate(),
+                });
+            };
+            let local = SessionOptions {
+                signaling_url: url,
+                ..options.clone()
+            };
+            connect(&local).await?
+        }
+        connected => connected?,
+    };
     let room = RoomId::nameplate(code.nameplate());
     let members = client.join(&room).await?;
+    let options = options.with_offered_turn(client.turn_credentials())?;
     if members < 2 {
         // Nobody is there yet (the sender went away, or the code is mistyped): wait for a while.
         let arrived = tokio::time::timeout(options.step_timeout, async {
@@ -294,7 +442,10 @@ pub async fn receive(
     };
     let verification = keys.verification().to_owned();
     let signal = sealed_signal::SealedSignal::new(channel, keys);
-    webrtc_link::answer(signal, verification, &options).await
+    turn_stream::connect_through(&options, |options| async move {
+        webrtc_link::answer(signal, verification, &options).await
+    })
+    .await
 }
 
 /// The longest wait for the signaling server's WebSocket handshake.

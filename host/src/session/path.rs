@@ -2,9 +2,46 @@
 //! ICE agent's selected candidate pair says. Users of croc and magic-wormhole expect to be told,
 //! because a relay is slower and is a third party on the path.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use webrtc::peer_connection::{PeerConnection, RTCStatsReportEntry, StatsSelector};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidate, RTCIceCandidateType, RTCStatsReportEntry, StatsSelector,
+};
+
+/// The TURN URL each of a connection's relayed candidates came from, by the candidate's
+/// address; a shim's loopback URL (TURN over TCP or TLS) is renamed to the relay's own.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RelayUrls(Arc<Mutex<HashMap<String, String>>>);
+
+impl RelayUrls {
+    /// `candidate` was gathered through `url`.
+    pub(super) fn note(&self, candidate: &RTCIceCandidate, url: &str) {
+        if candidate.typ == RTCIceCandidateType::Relay {
+            self.lock().insert(
+                format!("{}:{}", candidate.address, candidate.port),
+                url.to_owned(),
+            );
+        }
+    }
+
+    /// The relay webrtc-rs reaches at `local` (a shim's address) is really `url`.
+    pub(super) fn rename(&self, local: &str, url: &str) {
+        for seen in self.lock().values_mut() {
+            if seen.contains(local) {
+                url.clone_into(seen);
+            }
+        }
+    }
+
+    fn url_of(&self, address: &str) -> Option<String> {
+        self.lock().get(address).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// How a connection reaches its peer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -18,8 +55,8 @@ pub struct NetworkPath {
     pub remote: String,
     /// `udp`, or how this side reaches its relay (`udp`, `tcp` or `tls`).
     pub protocol: String,
-    /// The relayed address in use (`IP:PORT`), when the path is relayed: this side's relay if it
-    /// uses one, else the peer's.
+    /// The relay in use, when the path is relayed: this side's, as its TURN URL, or else the
+    /// peer's relayed address (`IP:PORT`).
     pub relay: Option<String>,
     /// This side's address on the path (for a relayed candidate, the relay's).
     pub local_address: String,
@@ -37,7 +74,20 @@ impl NetworkPath {
 impl std::fmt::Display for NetworkPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.relay {
-            Some(relay) if self.relayed => write!(f, "via relay {relay} ({})", self.protocol),
+            Some(relay) if self.relayed => {
+                // `turns:HOST:PORT?transport=…` reads as HOST:PORT.
+                let host = relay
+                    .split_once(':')
+                    .map_or(relay.as_str(), |(scheme, rest)| {
+                        if scheme.starts_with("turn") {
+                            rest
+                        } else {
+                            relay
+                        }
+                    });
+                let host = host.split('?').next().unwrap_or(host);
+                write!(f, "via relay {host} ({})", self.protocol)
+            }
             _ => write!(
                 f,
                 "directly ({}, {} to {} {})",
@@ -47,12 +97,11 @@ impl std::fmt::Display for NetworkPath {
     }
 }
 
-/// The path `peer_connection` uses now, if ICE has selected one. `relay_protocol` is how this
-/// side reaches its TURN server (`udp`, `tcp` or `tls`), which webrtc-rs does not know when a
-/// stream carries its datagrams.
-pub async fn network_path(
+/// The path `peer_connection` uses now, if ICE has selected one; `relays` names the TURN server
+/// behind each of its relayed candidates.
+pub(super) async fn network_path(
     peer_connection: &Arc<dyn PeerConnection>,
-    relay_protocol: &str,
+    relays: &RelayUrls,
 ) -> Option<NetworkPath> {
     let report = peer_connection
         .get_stats(std::time::Instant::now(), StatsSelector::None)
@@ -87,34 +136,54 @@ pub async fn network_path(
             _ => None,
         })
     };
-    let local = candidate(&pair.local_candidate_id)?;
-    let remote = candidate(&pair.remote_candidate_id)?;
-    let address = |address: &Option<String>, port: u16| {
-        format!("{}:{port}", address.as_deref().unwrap_or("?"))
+    // A candidate learnt from the peer's checks (peer-reflexive, before or without its
+    // signalled twin) may have no stats of its own.
+    let side = |id: &str| match candidate(id) {
+        Some(c) => Side {
+            kind: c.candidate_type.to_string(),
+            address: format!("{}:{}", c.address.as_deref().unwrap_or("?"), c.port),
+            protocol: c.protocol.to_lowercase(),
+        },
+        None => {
+            tracing::debug!(id, "no stats for a candidate of the selected pair");
+            Side {
+                kind: "prflx".into(),
+                address: "?".into(),
+                protocol: "udp".into(),
+            }
+        }
     };
-    let local_type = local.candidate_type.to_string();
-    let remote_type = remote.candidate_type.to_string();
-    let local_relayed = local_type == "relay";
-    let relayed = local_relayed || remote_type == "relay";
+    let local = side(&pair.local_candidate_id);
+    let remote = side(&pair.remote_candidate_id);
+    let local_relayed = local.kind == "relay";
+    let relayed = local_relayed || remote.kind == "relay";
+    let relay_url = local_relayed
+        .then(|| relays.url_of(&local.address))
+        .flatten();
     Some(NetworkPath {
         relayed,
-        protocol: if local_relayed {
-            relay_protocol.to_owned()
-        } else {
-            local.protocol.to_lowercase()
+        // webrtc-rs speaks UDP to every relay; the URL says how the datagrams travel.
+        protocol: match &relay_url {
+            Some(url) => relay_protocol(url).to_owned(),
+            None => local.protocol,
         },
-        relay: relayed.then(|| {
-            if local_relayed {
-                address(&local.address, local.port)
-            } else {
-                address(&remote.address, remote.port)
-            }
+        relay: relayed.then(|| match relay_url {
+            Some(url) => url,
+            None if local_relayed => local.address.clone(),
+            None => remote.address.clone(),
         }),
-        local_address: address(&local.address, local.port),
-        remote_address: address(&remote.address, remote.port),
-        local: local_type,
-        remote: remote_type,
+        local_address: local.address,
+        remote_address: remote.address,
+        local: local.kind,
+        remote: remote.kind,
     })
+}
+
+/// One end of the selected pair.
+struct Side {
+    kind: String,
+    address: String,
+    protocol: String,
 }
 
 /// How a TURN URL's client reaches its server: `tls` for `turns:`, `tcp` for
@@ -170,5 +239,7 @@ mod tests {
         path.relay = Some("198.18.0.1:49152".into());
         assert_eq!(path.kind(), "relay");
         assert_eq!(path.to_string(), "via relay 198.18.0.1:49152 (tcp)");
+        path.relay = Some("turn:relay.example:3478?transport=tcp".into());
+        assert_eq!(path.to_string(), "via relay relay.example:3478 (tcp)");
     }
 }

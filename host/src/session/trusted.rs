@@ -241,7 +241,14 @@ impl PairSignaling {
             register(&mut routes, &self.routes, room.clone(), session).0
         };
         let signal = self.signal(*peer, route);
-        webrtc_link::offer(signal, label, peer.to_string(), &self.options).await
+        // The relay credentials of the latest join, good for the server's `ttl_secs` from then.
+        let options = self
+            .options
+            .with_offered_turn(self.client.turn_credentials())?;
+        super::turn_stream::connect_through(&options, |options| async move {
+            webrtc_link::offer(signal, label, peer.to_string(), &options).await
+        })
+        .await
     }
 
     /// Answers an offer from [`PairSignaling::start`]'s receiver.
@@ -260,7 +267,17 @@ impl PairSignaling {
             return Err(self.signal(peer, route).abort(error).await);
         }
         let signal = self.signal(peer, route);
-        webrtc_link::answer(signal, peer.to_string(), &self.options).await
+        let options = match self
+            .options
+            .with_offered_turn(self.client.turn_credentials())
+        {
+            Ok(options) => options,
+            Err(e) => return Err(signal.abort(e).await),
+        };
+        super::turn_stream::connect_through(&options, |options| async move {
+            webrtc_link::answer(signal, peer.to_string(), &options).await
+        })
+        .await
     }
 
     /// Leaves the server.

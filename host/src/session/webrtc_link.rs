@@ -10,8 +10,9 @@ use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    SettingEngineBuilder,
 };
 
 use super::tuned_runtime::{SetupDone, TunedRuntime};
@@ -142,6 +143,8 @@ async fn receive_description(
 /// Forwards the connection's events to the session.
 struct Handler {
     candidates: mpsc::Sender<RTCIceCandidateInit>,
+    gathered: mpsc::Sender<()>,
+    relays: super::path::RelayUrls,
     failed: mpsc::Sender<()>,
     state: watch::Sender<RTCPeerConnectionState>,
     channels: mpsc::Sender<Arc<dyn DataChannel>>,
@@ -150,6 +153,9 @@ struct Handler {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if !event.url.is_empty() {
+            self.relays.note(&event.candidate, &event.url);
+        }
         match event.candidate.to_json() {
             Ok(mut candidate) => {
                 // Which server found it is this side's business, not the peer's.
@@ -159,6 +165,12 @@ impl PeerConnectionEventHandler for Handler {
                 }
             }
             Err(e) => tracing::debug!("a local candidate that cannot be sent: {e}"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
         }
     }
 
@@ -178,9 +190,11 @@ impl PeerConnectionEventHandler for Handler {
 
 struct Link {
     peer_connection: Arc<dyn PeerConnection>,
+    relays: super::path::RelayUrls,
     setup_done: SetupDone,
     state: watch::Receiver<RTCPeerConnectionState>,
     candidates: mpsc::Receiver<RTCIceCandidateInit>,
+    gathered: mpsc::Receiver<()>,
     failed: mpsc::Receiver<()>,
     channels: mpsc::Receiver<Arc<dyn DataChannel>>,
 }
@@ -191,6 +205,8 @@ fn webrtc_error(context: &'static str) -> impl FnOnce(webrtc::error::Error) -> S
 
 async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     let (candidates_tx, candidates) = mpsc::channel(LOCAL_CANDIDATE_QUEUE);
+    let relays = super::path::RelayUrls::default();
+    let (gathered_tx, gathered) = mpsc::channel(1);
     let (failed_tx, failed) = mpsc::channel(1);
     let (channels_tx, channels) = mpsc::channel(4);
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -204,7 +220,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     }
     if let Some(turn) = &options.turn {
         servers.push(RTCIceServer {
-            urls: vec![turn.url.clone()],
+            urls: turn.urls.clone(),
             username: turn.username.clone(),
             credential: turn.password.clone(),
         });
@@ -212,7 +228,7 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
     if !servers.is_empty() {
         configuration = configuration.with_ice_servers(servers);
     }
-    if options.turn.as_ref().is_some_and(|turn| turn.relay_only) {
+    if options.relay_only {
         configuration = configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay);
     }
     if let Some(identity) = &options.identity {
@@ -232,6 +248,8 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_runtime(Arc::new(runtime))
         .with_handler(Arc::new(Handler {
             candidates: candidates_tx,
+            gathered: gathered_tx,
+            relays: relays.clone(),
             failed: failed_tx,
             state: state_tx,
             channels: channels_tx,
@@ -244,9 +262,11 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .map_err(webrtc_error("creating the peer connection"))?;
     Ok(Link {
         peer_connection: Arc::new(peer_connection),
+        relays,
         setup_done,
         state,
         candidates,
+        gathered,
         failed,
         channels,
     })
@@ -301,7 +321,6 @@ impl Link {
         data: Arc<dyn DataChannel>,
         early_messages: Vec<Bytes>,
         verification: String,
-        options: &SessionOptions,
     ) -> Connected {
         self.setup_done.mark();
         signal.finish().await;
@@ -311,10 +330,7 @@ impl Link {
             peer_connection: self.peer_connection,
             state: self.state,
             verification,
-            relay_protocol: options
-                .turn
-                .as_ref()
-                .map_or("udp", |turn| super::path::relay_protocol(&turn.url)),
+            relays: self.relays,
         }
     }
 
@@ -353,6 +369,7 @@ impl Link {
         let pc = Arc::clone(&self.peer_connection);
         let mut sending = true;
         let mut listening = true;
+        let mut found = 0usize;
         let mut remote_count = 0usize;
         let mut early_candidates = Vec::new();
         let mut deadline = tokio::time::Instant::now() + options.step_timeout;
@@ -364,7 +381,19 @@ impl Link {
                     }
                 }
                 _ = self.failed.recv() => return Err(no_path()),
+                // Gathering over without a single candidate: nothing can connect, so say so now
+                // rather than at the timeout (a relay-only side whose relay failed).
+                Some(()) = self.gathered.recv() => {
+                    if found == 0 && self.candidates.is_empty() {
+                        return Err(SessionError::WebRtc(
+                            "this side found no network address to connect from (with \
+                             --relay-only: the relay gave none)"
+                                .into(),
+                        ));
+                    }
+                }
                 Some(candidate) = self.candidates.recv(), if sending => {
+                    found += 1;
                     if let Err(e) = signal.send_candidate(&candidate).await {
                         // The signaling is gone; the candidates sent so far may be enough.
                         tracing::debug!("cannot send a local candidate: {e}");
@@ -515,9 +544,7 @@ pub(super) async fn offer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match offer_steps(&mut link, &mut signal, label, options).await {
-        Ok((data, early)) => Ok(link
-            .connected(signal, data, early, verification, options)
-            .await),
+        Ok((data, early)) => Ok(link.connected(signal, data, early, verification).await),
         Err(e) => {
             link.discard().await;
             // The answerer waits for the data channel: tell it none will come, and why.
@@ -574,9 +601,7 @@ pub(super) async fn answer(
         Err(e) => return Err(signal.abort(e).await),
     };
     match answer_steps(&mut link, offer, &mut signal, options).await {
-        Ok(data) => Ok(link
-            .connected(signal, data, Vec::new(), verification, options)
-            .await),
+        Ok(data) => Ok(link.connected(signal, data, Vec::new(), verification).await),
         Err(e) => {
             link.discard().await;
             Err(signal.abort(e).await)

@@ -2,8 +2,9 @@
 //! `fuzz/corpus/peer_frames/` (a hostile sender against the receiver) and
 //! `fuzz/corpus/receiver_frames/` (a hostile receiver against the sender), through
 //! `p2phost::transfer::replay`; `fuzz/corpus/pair_message/` (what a hostile signaling server may
-//! put in a pair room), through `p2phost::session::inspect_pair_message`. Every hostile case is
-//! refused, every seed goes through, nothing panics.
+//! put in a pair room), through `p2phost::session::inspect_pair_message`; `fuzz/corpus/turn_stream/`
+//! (what a TURN server sends over TCP or TLS), through `p2phost::session::turn_framing::replay`.
+//! Every hostile case is refused, every seed goes through, nothing panics.
 
 use std::path::Path;
 
@@ -73,5 +74,16 @@ fn hostile_pair_room_messages_are_refused() {
             Ok::<_, p2phost::session::SessionError>(info)
         },
         |_| true,
+    );
+}
+
+#[test]
+fn hostile_turn_streams_are_refused() {
+    // As `fuzz/fuzz_targets/turn_stream.rs` reads them: what a TURN server (or whatever answers
+    // in its place) sends over TCP or TLS, split whole and in reads of several sizes.
+    check_corpus(
+        "turn_stream",
+        p2phost::session::turn_framing::replay,
+        |messages| !messages.is_empty(),
     );
 }

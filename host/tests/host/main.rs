@@ -15,6 +15,7 @@ mod daemon;
 mod files;
 mod hostile_peer;
 mod init_cli;
+mod lan;
 mod no_route;
 mod options;
 mod plugins_cli;

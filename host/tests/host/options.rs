@@ -126,7 +126,9 @@ async fn an_unreachable_or_silent_server_fails_within_seconds_with_a_hint() {
     let silent_url = format!("ws://{}", silent.local_addr().unwrap());
     for url in ["ws://127.0.0.1:1".to_owned(), silent_url] {
         for command in [
-            vec!["send".to_owned(), path(&file)],
+            // Without --no-lan the sender would serve the transfer itself on the local network
+            // (LAN mode, tested in lan.rs); the receiver looks there and then fails alike.
+            vec!["send".to_owned(), "--no-lan".into(), path(&file)],
             vec![
                 "receive".to_owned(),
                 "--yes".into(),

@@ -22,10 +22,9 @@ pub(crate) async fn server() -> SessionOptions {
     SessionOptions {
         signaling_url: url,
         ice_servers: vec![format!("stun:{stun}")],
-        turn: None,
         bind: vec!["127.0.0.1:0".into()],
         step_timeout: Duration::from_secs(10),
-        identity: None,
+        ..SessionOptions::default()
     }
 }
 

@@ -369,7 +369,12 @@ impl Hub {
         self.create_room(conn, room.clone(), now);
         out.push(Output::Send {
             conn,
-            message: ServerMessage::Allocated { room, id },
+            // The server fills in `turn` on the way out (see `server::state`).
+            message: ServerMessage::Allocated {
+                room,
+                id,
+                turn: None,
+            },
         });
     }
 
@@ -438,6 +443,7 @@ impl Hub {
                     room,
                     members: 1,
                     id,
+                    turn: None,
                 },
             });
             return;
@@ -472,6 +478,7 @@ impl Hub {
                 room,
                 members: members.len() + 1,
                 id,
+                turn: None,
             },
         });
     }

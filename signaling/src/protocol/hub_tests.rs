@@ -76,7 +76,12 @@ impl Harness {
         match &self.frame(conn, ClientMessage::Allocate { id: Some(1) })[..] {
             [
                 Output::Send {
-                    message: ServerMessage::Allocated { room, id: Some(1) },
+                    message:
+                        ServerMessage::Allocated {
+                            room,
+                            id: Some(1),
+                            turn: None,
+                        },
                     ..
                 },
             ] => room.clone(),
@@ -202,7 +207,8 @@ fn relays_both_ways_and_tells_members_who_comes_and_goes() {
                 message: ServerMessage::Joined {
                     room: r.clone(),
                     members: 2,
-                    id: None
+                    id: None,
+                    turn: None,
                 }
             },
         ]

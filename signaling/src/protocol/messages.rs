@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RoomId;
 use super::pair_room::Nonce;
+use super::turn_credentials::TurnCredentials;
 
 /// The protocol version this crate speaks; the client's `hello` must name it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -89,6 +90,9 @@ pub enum ServerMessage {
         /// The request's id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// Short-lived credentials for the server's TURN relay, when it knows one (`[turn]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turn: Option<Box<TurnCredentials>>,
     },
     /// The answer to `prove`: the connection is now known as this host.
     Proved {
@@ -107,6 +111,9 @@ pub enum ServerMessage {
         /// The request's id.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        /// Short-lived credentials for the server's TURN relay, when it knows one (`[turn]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turn: Option<Box<TurnCredentials>>,
     },
     /// A payload another member of `room` sent.
     Message {
@@ -454,6 +461,38 @@ mod tests {
         );
         let bad = text.replace(seven, "BwcH");
         assert!(ServerMessage::decode(&bad).is_err(), "{bad}");
+    }
+
+    #[test]
+    fn allocated_and_joined_carry_turn_credentials_and_read_without() {
+        let turn = TurnCredentials::mint(&["turn:t:3478".to_owned()], b"s", 1_700_000_000, "c1");
+        let joined = ServerMessage::Joined {
+            room: room("7"),
+            members: 2,
+            id: Some(2),
+            turn: Some(Box::new(turn)),
+        };
+        let text = joined.encode();
+        assert!(
+            text.contains(
+                r#""turn":{"urls":["turn:t:3478"],"username":"1700000000:c1","credential":""#
+            ),
+            "{text}"
+        );
+        assert_eq!(ServerMessage::decode(&text), Ok(joined));
+        // From a server that knows no relay, or an older one.
+        assert!(matches!(
+            ServerMessage::decode(r#"{"type":"allocated","room":"7","id":1}"#),
+            Ok(ServerMessage::Allocated { turn: None, .. })
+        ));
+        // Mistyped credentials are refused with the frame.
+        for bad in [
+            r#"{"type":"joined","room":"7","members":1,"turn":{"urls":"turn:t","username":"u","credential":"c"}}"#,
+            r#"{"type":"joined","room":"7","members":1,"turn":{"urls":["turn:t"],"username":"u"}}"#,
+            r#"{"type":"allocated","room":"7","turn":"turn:t"}"#,
+        ] {
+            assert!(ServerMessage::decode(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

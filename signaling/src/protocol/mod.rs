@@ -9,6 +9,7 @@ pub mod pair_room;
 pub(crate) mod per_source;
 mod rate;
 pub mod room_id;
+pub mod turn_credentials;
 
 pub use hub::{ConnId, Hub, Inbound, Output, Refusal};
 pub use limits::Limits;
@@ -19,3 +20,4 @@ pub use pair_room::{
     HostHash, HostProof, Nonce, PairKey, ProofError, check_pair_join, encode_host, pair_room,
 };
 pub use room_id::{RoomId, RoomIdError};
+pub use turn_credentials::TurnCredentials;

@@ -99,7 +99,11 @@ impl SignalingServer {
             stun,
             stun_addr,
             stun_rate: config.stun.max_requests_per_sec,
-            state: Arc::new(AppState::new(config.limits.clone(), metrics)),
+            state: Arc::new(AppState::new(
+                config.limits.clone(),
+                metrics,
+                config.turn.clone(),
+            )),
         })
     }
 

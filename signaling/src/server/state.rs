@@ -7,14 +7,15 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use super::metrics::Metrics;
+use crate::config::TurnConfig;
 use crate::protocol::{
-    ConnId, ErrorKind, Hub, Inbound, Limits, Nonce, Output, Refusal, ServerMessage,
+    ConnId, ErrorKind, Hub, Inbound, Limits, Nonce, Output, Refusal, ServerMessage, TurnCredentials,
 };
 
 /// One item for a connection's writer.
@@ -73,6 +74,8 @@ pub(crate) struct AppState {
     pub(crate) limits: Limits,
     live_tasks: AtomicUsize,
     all_done: Notify,
+    /// The TURN relay whose credentials go out with `allocated` and `joined`.
+    turn: Option<TurnConfig>,
 }
 
 /// Counts a running connection task until dropped.
@@ -87,7 +90,7 @@ impl Drop for LiveTask {
 }
 
 impl AppState {
-    pub(crate) fn new(limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(limits: Limits, metrics: Arc<Metrics>, turn: Option<TurnConfig>) -> Self {
         Self {
             shared: Mutex::new(Shared {
                 hub: Hub::new(limits.clone()),
@@ -97,6 +100,7 @@ impl AppState {
             limits,
             live_tasks: AtomicUsize::new(0),
             all_done: Notify::new(),
+            turn,
         }
     }
 
@@ -232,7 +236,8 @@ impl AppState {
         while !out.is_empty() {
             for output in out.drain(..) {
                 let (conn, item) = match output {
-                    Output::Send { conn, message } => {
+                    Output::Send { conn, mut message } => {
+                        self.hand_out_turn(conn, &mut message);
                         self.count(&message);
                         (conn, Outbound::Text(message.encode().into()))
                     }
@@ -279,6 +284,27 @@ impl AppState {
             }
         }
         self.update_gauges(shared);
+    }
+
+    /// Fills in fresh TURN credentials, when this server knows a relay, in the answer to an
+    /// `allocate` or a `join` (which only ever goes to the connection that asked).
+    fn hand_out_turn(&self, conn: ConnId, message: &mut ServerMessage) {
+        let Some(config) = &self.turn else {
+            return;
+        };
+        if let ServerMessage::Allocated { turn, .. } | ServerMessage::Joined { turn, .. } = message
+        {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            let expiry = now.saturating_add(config.ttl_secs);
+            *turn = Some(Box::new(TurnCredentials::mint(
+                &config.urls,
+                config.secret.as_bytes(),
+                expiry,
+                &format!("p2phost-{conn}"),
+            )));
+        }
     }
 
     fn count(&self, message: &ServerMessage) {

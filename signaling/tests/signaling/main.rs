@@ -15,3 +15,4 @@ mod shutdown;
 mod squatters;
 mod stun;
 mod tls;
+mod turn;

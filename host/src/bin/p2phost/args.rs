@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use p2phost::code::{DEFAULT_WORDS, MAX_WORDS, TransferCode};
-use p2phost::session::{SessionOptions, TurnServer};
+use p2phost::session::{SessionOptions, TurnServer, check_turn_url};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 /// End-to-end encrypted peer-to-peer file transfer.
 #[derive(Debug, Parser)]
@@ -23,10 +25,12 @@ pub(crate) struct Common {
     /// STUN server, like stun:HOST:3478 [default: the signaling server's host, port 3478].
     #[arg(long)]
     pub(crate) stun: Option<String>,
-    /// TURN relay for when no direct path works, like turn:HOST:3478 (needs --turn-user and
-    /// --turn-pass).
-    #[arg(long, requires_all = ["turn_user", "turn_pass"])]
-    pub(crate) turn: Option<String>,
+    /// TURN relay for when no direct path works, like turn:HOST:3478, or over TCP
+    /// turn:HOST:3478?transport=tcp, or over TLS turns:HOST:5349 (needs --turn-user and
+    /// --turn-pass); repeatable, all with the same credentials. Without it, the relays the
+    /// signaling server hands out, if any.
+    #[arg(long, value_name = "URL", requires_all = ["turn_user", "turn_pass"])]
+    pub(crate) turn: Vec<String>,
     /// TURN user name.
     #[arg(long, requires = "turn")]
     pub(crate) turn_user: Option<String>,
@@ -35,10 +39,20 @@ pub(crate) struct Common {
     // that do not use TURN.
     #[arg(long, env = "P2PHOST_TURN_PASS", hide_env_values = true)]
     pub(crate) turn_pass: Option<String>,
-    /// Use only the TURN relay: this side's addresses stay hidden from the other (which needs
-    /// --relay-only too to hide its own), and no STUN server is asked.
-    #[arg(long, requires = "turn")]
+    /// PEM file of the certificates to trust for turns: relays instead of the usual public roots:
+    /// a private CA, or the relay's own self-signed certificate.
+    #[arg(long, value_name = "FILE.pem")]
+    pub(crate) turn_ca: Option<PathBuf>,
+    /// Use only a TURN relay (from --turn or the signaling server): this side's addresses stay
+    /// hidden from the other (which needs --relay-only too to hide its own), and no STUN server
+    /// is asked.
+    #[arg(long)]
     pub(crate) relay_only: bool,
+    /// Never fall back to LAN mode when the signaling server cannot be reached (by default the
+    /// sender then serves signaling itself and announces it on the local network over mDNS, and
+    /// the receiver looks for it there)
+    #[arg(long)]
+    pub(crate) no_lan: bool,
     /// A config file whose [[plugins]] and [[scripts]] run on this transfer, in its order,
     /// before those of --plugin and --script.
     #[arg(long, value_name = "FILE.toml")]
@@ -172,30 +186,55 @@ impl Common {
             Some(url) => url.clone(),
             None => format!("stun:{host}:3478"),
         };
-        let turn = match (&self.turn, &self.turn_user, &self.turn_pass) {
-            (Some(url), _, _) if !(url.starts_with("turn:") || url.starts_with("turns:")) => {
-                return Err(format!(
-                    "--turn {url:?}: expected a turn: URL, like turn:{host}:3478"
-                ));
-            }
-            (Some(url), Some(username), Some(password)) => Some(TurnServer {
-                url: url.clone(),
+        for url in &self.turn {
+            check_turn_url(url).map_err(|e| {
+                format!("--turn {url:?}: {e}; expected a URL like turn:{host}:3478, turn:{host}:3478?transport=tcp or turns:{host}:5349")
+            })?;
+        }
+        let turn = match (&self.turn_user, &self.turn_pass) {
+            (Some(username), Some(password)) if !self.turn.is_empty() => Some(TurnServer {
+                urls: self.turn.clone(),
                 username: username.clone(),
                 password: password.clone(),
-                relay_only: self.relay_only,
             }),
             _ => None,
         };
-        let relay_only = turn.as_ref().is_some_and(|t: &TurnServer| t.relay_only);
+        let turn_ca = match &self.turn_ca {
+            Some(path) => load_ca(path)?,
+            None => Vec::new(),
+        };
         Ok(SessionOptions {
             signaling_url: self.server.clone(),
-            ice_servers: if relay_only { Vec::new() } else { vec![stun] },
+            ice_servers: if self.relay_only {
+                Vec::new()
+            } else {
+                vec![stun]
+            },
             turn,
+            relay_only: self.relay_only,
+            turn_ca,
             bind: vec!["0.0.0.0:0".into()],
             step_timeout: Duration::from_secs(30),
             identity: None,
+            lan: !self.no_lan,
         })
     }
+}
+
+/// The certificates of a `--turn-ca` PEM file.
+fn load_ca(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("--turn-ca {}: cannot read it: {e}", path.display()))?;
+    let certificates = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--turn-ca {}: not PEM certificates: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "--turn-ca {}: no CERTIFICATE in it; give the CA's certificate in PEM",
+            path.display()
+        ));
+    }
+    Ok(certificates)
 }
 
 /// A code the user typed for `send --code`: same rules as the receiver's, and at least the default

@@ -187,6 +187,15 @@ impl Observer for Console {
         }
     }
 
+    fn lan_mode(&mut self, why: &str) {
+        self.say(json!({"event": "lan", "why": why}), || {
+            format!(
+                "{why}: serving this transfer on the local network instead (LAN mode; the \
+                 receiver must be on this network too)"
+            )
+        });
+    }
+
     fn code(&mut self, code: &TransferCode) {
         if self.style == Style::Quiet {
             // Even --quiet must say the code: without it nobody can receive.

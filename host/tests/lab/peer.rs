@@ -20,8 +20,7 @@ pub struct Side<'a> {
 
 impl Side<'_> {
     /// The servers' flags: the lab's signaling server and STUN, and TURN over UDP, or over TCP
-    /// behind a firewall that drops UDP (TURN over TCP is being added, issue 13 §2; until then
-    /// p2phost accepts such a URL but webrtc-rs leaves it unused).
+    /// behind a firewall that drops UDP (the same coturn, which listens on both).
     fn server_args(&self, lab: &Lab) -> Vec<OsString> {
         let turn = match self.kind {
             Kind::UdpBlocked => &lab.turn.tcp_url,
@@ -85,8 +84,6 @@ pub struct Transfer {
     pub receiver: Exit,
     /// From the receiver's start to its `done` event.
     pub seconds: Option<f64>,
-    /// From the receiver's start to its exit, in seconds.
-    pub receiver_ran: f64,
 }
 
 impl Transfer {
@@ -141,7 +138,6 @@ pub fn transfer(
     let started = Instant::now();
     let receiver = Process::spawn(receive);
     let receiver = receiver.wait(limit);
-    let receiver_ran = started.elapsed().as_secs_f64();
     // The sender ends right after the receiver confirms; a few seconds are plenty.
     let sender = sender.wait(limit.saturating_sub(started.elapsed()) + Duration::from_secs(10));
     let seconds = receiver
@@ -151,7 +147,6 @@ pub fn transfer(
         sender,
         receiver,
         seconds,
-        receiver_ran,
     }
 }
 

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the tests use: `kill` from procps (signal tests), `script` from bsdutils (a
-# terminal for the Ctrl-C test), `turnserver` from coturn (TURN test), `ip` from iproute2
-# (network namespaces).
-packages=(procps bsdutils coturn iproute2)
+# terminal for the Ctrl-C test), `turnserver` from coturn (TURN test and the NAT lab), `ip` from
+# iproute2 (network namespaces), `nft` from nftables (the NAT lab's routers and firewalls).
+packages=(procps bsdutils coturn iproute2 nftables)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

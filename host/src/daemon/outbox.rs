@@ -199,24 +199,19 @@ async fn send(
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let hooks = shared.hooks_off_thread().await?;
-    let connected = link
-        .pair
-        .connect(
-            link.peer,
-            &format!("{}{folder}", super::inbox::LABEL_PREFIX),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    shared.note_path(link.peer, &connected).await;
     // The connection is to the peer as it is now: arrivals until here are none of its business.
     link.arrivals.borrow_and_update();
-    let peer_connection = Arc::clone(&connected.peer_connection);
-    let came_back = async {
-        if link.arrivals.changed().await.is_err() {
-            // The signaling connection ended: the transfer goes on, as long as its own does.
-            std::future::pending::<()>().await;
-        }
+    let label = format!("{}{folder}", super::inbox::LABEL_PREFIX);
+    let connecting = link.pair.connect(link.peer, &label);
+    // A peer that comes back while this side waits for its answer (its previous connection to
+    // the server died with the offer) is offered again at once, not after the step timeout.
+    let connected = tokio::select! {
+        connected = connecting => connected.map_err(|e| e.to_string())?,
+        () = came_back(&mut *link.arrivals) => return Err(NotSent::CameBack),
     };
+    shared.note_path(link.peer, &connected).await;
+    let peer_connection = Arc::clone(&connected.peer_connection);
+    let came_back = came_back(&mut *link.arrivals);
     let mut observer = Logged;
     tokio::select! {
         sent = oneshot::send_over(connected, found, hooks, &mut observer, &shared.stopping) => {
@@ -226,6 +221,14 @@ async fn send(
             let _ = peer_connection.close().await;
             Err(NotSent::CameBack)
         }
+    }
+}
+
+/// Resolves when the peer joins its room again (a restart, or a new connection to the server);
+/// never if the signaling connection ends: a transfer goes on as long as its own link does.
+async fn came_back(arrivals: &mut tokio::sync::watch::Receiver<u64>) {
+    if arrivals.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -10,9 +10,9 @@ use tokio::sync::{mpsc, watch};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 use super::tuned_runtime::{SetupDone, TunedRuntime};
@@ -25,6 +25,15 @@ const SEND_BUFFER_LIMIT: usize = 4 * 1024 * 1024;
 const SCTP_RECEIVE_BUFFER: u32 = 4 * 1024 * 1024;
 /// SCTP packet size: fits a 1500-byte path with the DTLS, UDP and IP headers.
 const SCTP_MTU: u32 = 1400;
+
+/// How long a working pair with a peer-reflexive remote candidate waits for a better one before
+/// it is nominated: time for the peer's trickled candidates to arrive on a LAN.
+const PRFLX_ACCEPTANCE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Time between two ICE connectivity checks (webrtc-rs: 200 ms).
+const ICE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// Checks of one pair before it counts as failed: 1.4 s of them, as webrtc-rs's 7 × 200 ms.
+const ICE_BINDING_REQUESTS: u16 = 28;
 
 /// The data channel's label in one-off transfers.
 pub(super) const LABEL: &str = "p2phost";
@@ -168,6 +177,10 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        tracing::debug!(%state, "ICE connection state");
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             let _ = self.gathered.try_send(());
@@ -240,6 +253,13 @@ async fn build(options: &SessionOptions) -> Result<Link, SessionError> {
         .with_sctp_max_receive_buffer_size(SCTP_RECEIVE_BUFFER)
         .with_sctp_mtu(SCTP_MTU)
         .with_multicast_dns_mode(multicast_dns_mode())
+        // With trickle ICE the peer's checks often arrive before its candidate does, so the
+        // first pair that works has a peer-reflexive remote: webrtc-rs waits 1 s before it
+        // nominates such a pair, which was most of a connection's setup on a LAN.
+        .with_prflx_acceptance_min_wait(Some(PRFLX_ACCEPTANCE_WAIT))
+        // Nomination waits for the next check: checks every 50 ms (as browsers pace them), as
+        // many of them as before in the same 1.4 s before a pair counts as failed.
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_BINDING_REQUESTS))
         .build();
     let (runtime, setup_done) = TunedRuntime::new();
     let peer_connection = PeerConnectionBuilder::new()

@@ -96,7 +96,7 @@ fn run() {
          the TURN server's address; ratio = p2phost MB/s / TCP MB/s\n"
     );
     println!(
-        "{:<26} {:<26} {:>8} {:>7} {:>7} | {:<5} {:>7} {:>7} {:>6}",
+        "{:<26} {:<26} {:>8} {:>7} {:>7} | {:<5} {:>7} {:>7} {:>7}",
         "cell", "path (p2phost)", "1st B s", "done s", "MB/s", "via", "done s", "MB/s", "ratio"
     );
     let lab = Lab::new();
@@ -176,14 +176,23 @@ fn run_cell(
 
 fn row(p2p: &Timed, path: &str, via: &str, tcp: &Timed) -> String {
     format!(
-        "{path:<26} {:>8.2} {:>7.2} {:>7.2} | {via:<5} {:>7.2} {:>7.1} {:>6.3}",
+        "{path:<26} {:>8.2} {:>7.2} {:>7.2} | {via:<5} {:>7.3} {:>7.1} {:>7}",
         p2p.first_byte,
         p2p.done,
         p2p.mbps(),
         tcp.done,
         tcp.mbps(),
-        p2p.mbps() / tcp.mbps()
+        ratio(p2p.mbps() / tcp.mbps())
     )
+}
+
+/// `0.16`, or `1/2400` when two decimals would round it to nothing (a relayed cell).
+fn ratio(r: f64) -> String {
+    if r >= 0.1 {
+        format!("{r:.2}")
+    } else {
+        format!("1/{:.0}", 1.0 / r)
+    }
 }
 
 /// Indices into [`MATRIX`] of the cells `spec` names.

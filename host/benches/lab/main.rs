@@ -95,6 +95,7 @@ fn run() {
          fwd = port forward on the receiver's router, lan = across the LAN, relay = TCP forwarder on \
          the TURN server's address; ratio = p2phost MB/s / TCP MB/s\n"
     );
+    println!("{:<53} {:<24} | TCP copy", "", "p2phost");
     println!(
         "{:<26} {:<26} {:>8} {:>7} {:>7} | {:<5} {:>7} {:>7} {:>7}",
         "cell", "path (p2phost)", "1st B s", "done s", "MB/s", "via", "done s", "MB/s", "ratio"
@@ -122,6 +123,8 @@ fn run() {
             }
         }
     }
+    // Before exit, which runs no destructors: coturn stops and the namespaces go.
+    drop(lab);
     if !failures.is_empty() {
         eprintln!("\n{}", failures.join("\n\n"));
         std::process::exit(1);

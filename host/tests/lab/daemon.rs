@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use p2phost::daemon::Status;
 
 use crate::net::Netns;
-use crate::peer::BIN;
+use crate::peer::bin;
 use crate::topology::Lab;
 
 pub struct Daemon {
@@ -24,7 +24,7 @@ impl Daemon {
     /// afresh by [`Daemon::configure`].
     pub fn init(base: &Path, name: &'static str) -> Self {
         let root = base.join(name);
-        let output = std::process::Command::new(BIN)
+        let output = std::process::Command::new(bin())
             .args(["init", "--config"])
             .arg(root.join("share.toml"))
             .output()
@@ -58,7 +58,7 @@ impl Daemon {
     pub fn start(&mut self, host: &Netns) {
         let log = std::fs::File::create(self.log()).unwrap();
         let child = host
-            .command(BIN)
+            .command(bin())
             .args(["run", "--config"])
             .arg(self.root.join("share.toml"))
             .env("RUST_LOG", "warn,p2phost=debug,p2p_signaling=info")

@@ -75,7 +75,7 @@ fn a_transfer_through_a_router_that_drops_1_percent_of_packets_completes_identic
     eprintln!(
         "\n1% loss: 8 MiB arrived identical over the {path} path in {:.1} s (receive start to done); \
          the router dropped {} of {} packets ({:.2}%)",
-        done.seconds.unwrap_or(f64::NAN),
+        done.seconds().unwrap_or(f64::NAN),
         dropped.packets,
         seen.packets,
         100.0 * dropped.packets as f64 / seen.packets.max(1) as f64

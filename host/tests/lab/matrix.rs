@@ -166,7 +166,7 @@ fn check(
     };
     let reported = format!("{} / {}", said(&sent_report), said(&received_report));
     let seconds = done
-        .seconds
+        .seconds()
         .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"));
     let expected = cell.path;
     if !done.succeeded() {

@@ -2,14 +2,21 @@
 //! what they report: exit, time from the receiver's start to its `done`, and the `path` event.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::net::{Exit, Netns, Process};
 use crate::servers::{TURN_PASS, TURN_USER};
 use crate::topology::{Kind, Lab};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_p2phost");
+/// The `p2phost` to run: `$LAB_BIN_DIR/p2phost` when that is set (so the lab benchmark, and the
+/// tests too, can run release binaries built elsewhere), else the one cargo built beside this.
+pub fn bin() -> PathBuf {
+    std::env::var_os("LAB_BIN_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_p2phost")),
+        |dir| PathBuf::from(dir).join("p2phost"),
+    )
+}
 
 /// What one side of a transfer needs: its namespace and the TURN URL its network lets through.
 #[derive(Clone, Copy)]
@@ -82,11 +89,17 @@ impl std::fmt::Display for Reported {
 pub struct Transfer {
     pub sender: Exit,
     pub receiver: Exit,
-    /// From the receiver's start to its `done` event.
-    pub seconds: Option<f64>,
+    /// When the receiver was started: the origin of its events' times.
+    pub started: Instant,
 }
 
 impl Transfer {
+    /// From the receiver's start to its `done` event.
+    pub fn seconds(&self) -> Option<f64> {
+        let done = self.receiver.time_of("done")?;
+        Some(done.duration_since(self.started).as_secs_f64())
+    }
+
     pub fn succeeded(&self) -> bool {
         self.sender.code == Some(0) && self.receiver.code == Some(0)
     }
@@ -121,13 +134,13 @@ pub fn transfer(
     out: &Path,
     limit: Duration,
 ) -> Transfer {
-    let mut send = from.host.command(BIN);
+    let mut send = from.host.command(bin());
     send.arg("send")
         .args(from.server_args(lab))
         .args(["--code", code])
         .arg(file);
     let sender = Process::spawn(send);
-    let mut receive = to.host.command(BIN);
+    let mut receive = to.host.command(bin());
     receive
         .arg("receive")
         .args(to.server_args(lab))
@@ -140,13 +153,10 @@ pub fn transfer(
     let receiver = receiver.wait(limit);
     // The sender ends right after the receiver confirms; a few seconds are plenty.
     let sender = sender.wait(limit.saturating_sub(started.elapsed()) + Duration::from_secs(10));
-    let seconds = receiver
-        .time_of("done")
-        .map(|done| done.duration_since(started).as_secs_f64());
     Transfer {
         sender,
         receiver,
-        seconds,
+        started,
     }
 }
 

@@ -92,7 +92,8 @@ pub struct Lab {
     // Field order is drop order: the servers leave the namespace before it is deleted.
     pub signaling: Signaling,
     pub turn: Coturn,
-    internet: Netns,
+    /// Where the servers run (the lab benchmark runs its TCP relay here too).
+    pub internet: Netns,
     prefix: String,
     sites: AtomicU8,
     /// coturn's log, database and pid file.

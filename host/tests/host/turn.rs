@@ -449,22 +449,29 @@ async fn coturn_refuses_an_expired_or_forged_credential() {
             .map(OsString::from)
             .to_vec()
     };
-    let refused = relayed_transfer(
-        &servers,
-        dir.path(),
-        "36-aardvark-adroitness",
-        &flags(&expired),
-        &flags(&forged),
-    )
-    .await;
-    assert!(!refused.identical);
-    assert_eq!(
-        refused.receiver.code,
-        Some(6),
-        "{}",
-        refused.receiver.stdout
-    );
-    assert_eq!(refused.sender.code, Some(6), "{}", refused.sender.stdout);
+    // Each credential on both sides: a side that fails gives up at once and tells its peer,
+    // which may then stop before it asked the relay itself.
+    for (credentials, code) in [
+        (&expired, "36-aardvark-adroitness"),
+        (&forged, "39-aardvark-adroitness"),
+    ] {
+        let refused = relayed_transfer(
+            &servers,
+            dir.path(),
+            code,
+            &flags(credentials),
+            &flags(credentials),
+        )
+        .await;
+        assert!(!refused.identical);
+        assert_eq!(
+            refused.receiver.code,
+            Some(6),
+            "{}",
+            refused.receiver.stdout
+        );
+        assert_eq!(refused.sender.code, Some(6), "{}", refused.sender.stdout);
+    }
     assert_eq!(turn.allocations(), 0, "{}", turn.log());
     let log = turn.log();
     for credentials in [&expired, &forged] {

@@ -6,8 +6,8 @@
 //! with no route between the bridges and no server on any of them (each one's default
 //! `ws://127.0.0.1:8787` refuses). Needs root and `ip` from iproute2, which `test.sh` installs.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use crate::support::{BIN, tree};
 
@@ -107,16 +107,8 @@ fn run(ns: &str, command: &[&str]) {
 }
 
 /// Waits for `child` up to [`LIMIT`], killing it past that.
-fn wait(mut child: Child) -> Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+fn wait(child: std::process::Child) -> Output {
+    crate::support::wait_at_most(child, LIMIT)
 }
 
 #[test]

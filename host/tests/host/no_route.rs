@@ -84,16 +84,8 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 /// Waits for `child` up to [`LIMIT`], killing it past that.
-fn wait(mut child: std::process::Child) -> Output {
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+fn wait(child: std::process::Child) -> Output {
+    crate::support::wait_at_most(child, LIMIT)
 }
 
 #[test]

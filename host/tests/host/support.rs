@@ -284,3 +284,16 @@ pub fn p2phost_with_open_file_limit(max_open: u32) -> Command {
     ]);
     command
 }
+
+/// Waits for `child` up to `limit`, killing it past that; its output either way.
+pub fn wait_at_most(mut child: Child, limit: std::time::Duration) -> std::process::Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
